@@ -1,0 +1,38 @@
+"""A Pillow-based Deep Zoom (DZI) pyramid generator.
+
+Two steps, so callers can time and handle them apart::
+
+    image = deepzoom.open_image("scan.tif", max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    deepzoom.write_pyramid(image, deepzoom.DirectorySink("out"), "scan")
+
+``open_image`` raises :class:`InvalidImage` or :class:`ImageTooLarge` before a
+single tile exists; ``write_pyramid`` writes the tiles, then ``scan.dzi``.
+"""
+
+from .errors import DeepZoomError, ImageTooLarge, InvalidImage
+from .formats import FORMATS, TileFormat, tile_format
+from .geometry import DeepZoomGeometry
+from .pyramid import PyramidStats, descriptor_path, tile_path, write_pyramid
+from .settings import DEFAULT_MAX_PIXELS, TileSettings
+from .sinks import DirectorySink, TileSink
+from .source import SourceImage, open_image
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FORMATS",
+    "DeepZoomError",
+    "DeepZoomGeometry",
+    "DirectorySink",
+    "ImageTooLarge",
+    "InvalidImage",
+    "PyramidStats",
+    "SourceImage",
+    "TileFormat",
+    "TileSettings",
+    "TileSink",
+    "descriptor_path",
+    "open_image",
+    "tile_format",
+    "tile_path",
+    "write_pyramid",
+]

@@ -1,0 +1,55 @@
+"""``python -m deepzoom SRC OUTDIR``: tile one image into a folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import DEFAULT_MAX_PIXELS, FORMATS, DeepZoomError, DeepZoomGeometry, DirectorySink, TileSettings
+from .source import open_image
+from .pyramid import write_pyramid
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = TileSettings()
+    parser = argparse.ArgumentParser(prog="python -m deepzoom", description="Write a Deep Zoom (DZI) pyramid of SRC into OUTDIR.")
+    parser.add_argument("src", type=Path, help="image file (JPEG, PNG, TIFF, WebP, GIF, BMP, HEIC)")
+    parser.add_argument("outdir", type=Path, help="folder for NAME.dzi and NAME_files/")
+    parser.add_argument("--tile-size", type=int, default=defaults.tile_size)
+    parser.add_argument("--overlap", type=int, default=defaults.overlap)
+    parser.add_argument("--format", default=defaults.format, choices=sorted([*FORMATS, "jpeg"]))
+    parser.add_argument("--quality", type=int, default=defaults.quality, help="JPEG/WebP quality, 1-100")
+    parser.add_argument("--background", default=defaults.background, help="colour that alpha is flattened onto for JPEG")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    parser.add_argument("--name", help="output name (default: SRC without its extension)")
+    parser.add_argument("--workers", type=int, default=4, help="threads that encode and write tiles")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    name = args.name or args.src.stem
+    started = time.perf_counter()
+    try:
+        settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
+        image = open_image(args.src, max_pixels=args.max_pixels, background=settings.flatten_onto)
+    except (DeepZoomError, ValueError, OSError) as error:
+        print(f"deepzoom: {args.src}: {error}", file=sys.stderr)
+        return 1
+    total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count
+    with tqdm(total=total, unit="tile", disable=None, file=sys.stderr) as bar:
+        try:
+            stats = write_pyramid(image, DirectorySink(args.outdir), name, settings, workers=args.workers, progress=bar.update)
+        except OSError as error:
+            print(f"deepzoom: {args.outdir}: {error}", file=sys.stderr)
+            return 1
+    seconds = time.perf_counter() - started
+    print(
+        f"{args.src} -> {args.outdir / (name + '.dzi')}: {stats.width}x{stats.height}, "
+        f"{stats.levels} levels, {stats.tiles} tiles, {stats.bytes / 1e6:.1f} MB in {seconds:.2f} s"
+    )
+    return 0

@@ -1,0 +1,211 @@
+"""Stream an image through every pyramid level at once and hand tiles to a sink.
+
+Rows of the full-resolution image arrive band by band. Each level cuts a tile
+row as soon as it holds all of its rows (overlap included), halves its rows
+into the level below with a 2x2 mean, and forgets rows no tile still needs.
+So besides the decoded source, memory holds only a few bands per level, and
+the level below never exists in full: that is what keeps the peak near the
+size of the decode itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from PIL import Image
+
+from . import dzi
+from .geometry import DeepZoomGeometry
+from .settings import TileSettings
+from .sinks import TileSink
+from .source import SourceImage
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PyramidStats:
+    width: int
+    height: int
+    levels: int
+    tiles: int
+    bytes: int
+
+
+def tile_path(name: str, level: int, column: int, row: int, extension: str) -> str:
+    """Where OpenSeadragon looks for a tile, relative to the descriptor's folder."""
+    return f"{name}_files/{level}/{column}_{row}.{extension}"
+
+
+def descriptor_path(name: str) -> str:
+    return f"{name}.dzi"
+
+
+def write_pyramid(
+    source: SourceImage,
+    sink: TileSink,
+    name: str,
+    settings: TileSettings = TileSettings(),
+    *,
+    workers: int = 4,
+    progress: Progress | None = None,
+) -> PyramidStats:
+    """Write every tile of ``source`` to ``sink``, then the ``.dzi`` descriptor.
+
+    Tiles are encoded and stored on ``workers`` threads. If any tile fails,
+    its exception is raised and no descriptor is written, so a viewer never
+    sees a pyramid with holes.
+    """
+    geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
+    writer = _TileWriter(sink, settings, workers, progress)
+    top = None
+    for level in range(geometry.level_count):
+        top = _Level(geometry, level, name, writer, below=top)
+    assert top is not None
+    width, height = source.size
+    band_height = 2 * settings.tile_size
+    try:
+        for band_top in range(0, height, band_height):
+            top.push(source.band(band_top, min(band_top + band_height, height)))
+        top.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    tiles, size = writer.close()
+    sink.put(descriptor_path(name), dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
+    return PyramidStats(width, height, geometry.level_count, tiles, size)
+
+
+class _Level:
+    """One level of the pyramid, fed its rows top to bottom."""
+
+    def __init__(
+        self, geometry: DeepZoomGeometry, level: int, name: str, writer: _TileWriter, below: _Level | None
+    ) -> None:
+        self.geometry = geometry
+        self.level = level
+        self.name = name
+        self.writer = writer
+        self.below = below
+        self.width, self.height = geometry.level_size(level)
+        self.tile_rows = geometry.tile_grid(level)[1]
+        self.rows: Image.Image | None = None
+        self.rows_top = 0  # level row held in self.rows[0]
+        self.next_tile_row = 0
+        self.halved = 0  # rows already passed down to the level below
+
+    @property
+    def received(self) -> int:
+        return self.rows_top + (self.rows.height if self.rows is not None else 0)
+
+    def push(self, band: Image.Image) -> None:
+        self._append(band)
+        self._cut_tile_rows(ready_until=self.received)
+        self._halve(self._even(self.received - self.halved))
+
+    def finish(self) -> None:
+        if self.received != self.height:
+            raise RuntimeError(f"level {self.level} got {self.received} of {self.height} rows")
+        self._cut_tile_rows(ready_until=self.height)
+        self._halve(self.height - self.halved)
+        if self.below is not None:
+            self.below.finish()
+
+    @staticmethod
+    def _even(count: int) -> int:
+        return count & ~1
+
+    def _append(self, band: Image.Image) -> None:
+        """Add rows below those held, dropping the rows no tile or halving still needs."""
+        if self.rows is None:
+            self.rows = band
+            return
+        keep_from = self.halved
+        if self.next_tile_row < self.tile_rows:
+            keep_from = min(keep_from, self.geometry.tile_span(self.next_tile_row, self.height)[0])
+        kept = self.rows.crop((0, keep_from - self.rows_top, self.width, self.rows.height))
+        joined = Image.new(band.mode, (self.width, kept.height + band.height))
+        joined.paste(kept, (0, 0))
+        joined.paste(band, (0, kept.height))
+        self.rows, self.rows_top = joined, keep_from
+
+    def _cut_tile_rows(self, ready_until: int) -> None:
+        assert self.rows is not None
+        columns = self.geometry.tile_grid(self.level)[0]
+        extension = self.writer.extension
+        while self.next_tile_row < self.tile_rows:
+            row = self.next_tile_row
+            top, bottom = self.geometry.tile_span(row, self.height)
+            if bottom > ready_until:
+                return
+            for column in range(columns):
+                left, right = self.geometry.tile_span(column, self.width)
+                tile = self.rows.crop((left, top - self.rows_top, right, bottom - self.rows_top))
+                self.writer.submit(tile_path(self.name, self.level, column, row, extension), tile)
+            self.next_tile_row += 1
+
+    def _halve(self, count: int) -> None:
+        """Pass ``count`` rows from ``self.halved`` on to the level below, as a 2x2 mean."""
+        if self.below is None or count <= 0:
+            return
+        assert self.rows is not None
+        top = self.halved - self.rows_top
+        self.below.push(self.rows.reduce(2, (0, top, self.width, top + count)))
+        self.halved += count
+
+
+class _TileWriter:
+    """Encodes and stores tiles on a thread pool, with a bounded number in flight."""
+
+    def __init__(self, sink: TileSink, settings: TileSettings, workers: int, progress: Progress | None) -> None:
+        self.sink = sink
+        self.format = settings.tile_format
+        self.quality = settings.quality
+        self.extension = self.format.name
+        self.progress = progress
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepzoom-tile")
+        self._slots = threading.BoundedSemaphore(4 * workers)
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._tiles = 0
+        self._bytes = 0
+
+    def submit(self, path: str, tile: Image.Image) -> None:
+        self._slots.acquire()
+        if self._error is not None:
+            self._slots.release()
+            raise self._error
+        future = self._pool.submit(self._store, path, tile)
+        future.add_done_callback(self._release)
+
+    def _release(self, future: Future[None]) -> None:
+        self._slots.release()
+
+    def _store(self, path: str, tile: Image.Image) -> None:
+        try:
+            data = self.format.encode(tile, self.quality)
+            self.sink.put(path, data, self.format.content_type)
+        except BaseException as error:
+            error.add_note(f"while storing tile {path}")
+            with self._lock:
+                if self._error is None:
+                    self._error = error
+            raise
+        with self._lock:
+            self._tiles += 1
+            self._bytes += len(data)
+        if self.progress is not None:
+            self.progress(1)
+
+    def close(self) -> tuple[int, int]:
+        """Wait for every tile; raise the first failure. Returns (tiles, bytes)."""
+        self._pool.shutdown(wait=True)
+        if self._error is not None:
+            raise self._error
+        return self._tiles, self._bytes
+
+    def abort(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,56 @@
+"""The knobs of a pyramid, checked once so the engine can trust them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import ImageColor
+
+from .formats import TileFormat, tile_format
+
+# Decoded RGB(A) costs 4 bytes a pixel in Pillow; 2 GP is about 8 GB, which
+# with the streaming pyramid's small overhead fits a 10 GB Lambda.
+DEFAULT_MAX_PIXELS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How tiles are cut and encoded. Defaults match the original LambdaZoom."""
+
+    tile_size: int = 254
+    overlap: int = 1
+    format: str = "jpg"
+    quality: int = 80
+    background: str = "#ffffff"
+
+    def __post_init__(self) -> None:
+        if self.tile_size < 1:
+            raise ValueError(f"tile size must be positive, got {self.tile_size}")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ValueError(f"overlap must be in 0..{self.tile_size - 1}, got {self.overlap}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be in 1..100, got {self.quality}")
+        object.__setattr__(self, "format", self.tile_format.name)
+        parse_colour(self.background)
+
+    @property
+    def tile_format(self) -> TileFormat:
+        return tile_format(self.format)
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        return parse_colour(self.background)
+
+    @property
+    def flatten_onto(self) -> tuple[int, int, int] | None:
+        """The colour alpha must be flattened onto, or None where the format keeps alpha."""
+        return None if self.tile_format.keeps_alpha else self.background_rgb
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``'#fff'``, ``'white'``, ``'rgb(0,0,0)'``... as an RGB triple."""
+    try:
+        red, green, blue, *_ = ImageColor.getrgb(text)
+    except ValueError:
+        raise ValueError(f"background {text!r} is not a colour") from None
+    return red, green, blue

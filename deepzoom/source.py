@@ -1,0 +1,213 @@
+"""Image normalisation: whatever people upload, handed out as 8-bit sRGB bands.
+
+The file is decoded once, in its own mode. Everything else (EXIF orientation,
+ICC to sRGB, deep or palette or CMYK pixels to RGB(A), alpha flattening) is
+applied to one horizontal band at a time, so a 1 GP scan never needs a second
+full-size copy.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from .errors import ImageTooLarge, InvalidImage
+
+try:  # phones upload HEIC; without the plugin those files are simply unreadable
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
+    pass
+
+log = logging.getLogger(__name__)
+
+ORIENTATION_TAG = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.TRANSVERSE,
+}
+_DEEP_MODES = {"I", "F"}  # and every "I;16..." variant
+_ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
+_ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA"}
+_SRGB = ImageCms.createProfile("sRGB")
+_pillow_limit_lock = threading.Lock()
+
+
+@contextmanager
+def _pillow_pixel_limit_lifted() -> Iterator[None]:
+    """Pillow refuses images over 179 MP outright; our own header check replaces that guard."""
+    with _pillow_limit_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+@dataclass
+class SourceImage:
+    """A decoded image that hands out normalised bands of its upright view."""
+
+    image: Image.Image
+    transpose: Image.Transpose | None
+    icc_transform: ImageCms.ImageCmsTransform | None
+    deep_scale: tuple[float, float] | None
+    has_alpha: bool
+    background: tuple[int, int, int] | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height as the image is meant to be seen (after orientation)."""
+        width, height = self.image.size
+        return (height, width) if self.transpose in _SWAPS_AXES else (width, height)
+
+    @property
+    def mode(self) -> str:
+        """``RGBA`` when alpha is kept, else ``RGB``."""
+        return "RGBA" if self.has_alpha and self.background is None else "RGB"
+
+    def band(self, top: int, bottom: int) -> Image.Image:
+        """Rows ``top..bottom`` of the upright image, full width, in :attr:`mode`."""
+        band = self.image.crop(self._stored_box(top, bottom))
+        if self.transpose is not None:
+            band = band.transpose(self.transpose)
+        return self._normalise(band)
+
+    def _stored_box(self, top: int, bottom: int) -> tuple[int, int, int, int]:
+        """The box of the stored (not yet oriented) pixels that become those rows."""
+        width, height = self.image.size
+        match self.transpose:
+            case None | Image.Transpose.FLIP_LEFT_RIGHT:
+                return 0, top, width, bottom
+            case Image.Transpose.ROTATE_180 | Image.Transpose.FLIP_TOP_BOTTOM:
+                return 0, height - bottom, width, height - top
+            case Image.Transpose.TRANSPOSE | Image.Transpose.ROTATE_270:
+                return top, 0, bottom, height
+            case _:  # ROTATE_90, TRANSVERSE: rows come from columns counted from the right
+                return width - bottom, 0, width - top, height
+
+    def _normalise(self, band: Image.Image) -> Image.Image:
+        if self.deep_scale is not None:
+            scale, offset = self.deep_scale
+            band = band.convert("F").point(lambda value: value * scale + offset).convert("L")
+        alpha = None
+        if self.has_alpha:
+            if band.mode not in ("RGBA", "LA"):
+                band = band.convert("RGBA")
+            alpha = band.getchannel("A")
+            band = band.convert(band.mode[:-1])
+        if self.icc_transform is not None:
+            band = ImageCms.applyTransform(band, self.icc_transform)
+        if band.mode != "RGB":
+            band = band.convert("RGB")
+        if alpha is None:
+            return band
+        if self.background is None:
+            band.putalpha(alpha)
+            return band
+        flat = Image.new("RGB", band.size, self.background)
+        flat.paste(band, mask=alpha)
+        return flat
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int,
+    background: tuple[int, int, int] | None = None,
+) -> SourceImage:
+    """Check and decode ``path``; raise :class:`InvalidImage` or :class:`ImageTooLarge` if it won't do.
+
+    ``background`` flattens alpha onto that colour (for JPEG tiles); ``None`` keeps it.
+    The pixel limit is checked from the header, before any pixel is decoded.
+    """
+    name = os.fspath(path)
+    if os.path.getsize(name) == 0:
+        raise InvalidImage("empty file (0 bytes)")
+    try:
+        with _pillow_pixel_limit_lifted():
+            image = Image.open(name)
+    except UnidentifiedImageError:
+        raise InvalidImage("not an image in a format Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImage(f"unreadable image header: {error}") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{width}x{height} is {width * height / 1e6:,.0f} MP, over the limit of {max_pixels / 1e6:,.0f} MP"
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImage(f"cannot decode {image.format or 'image'} data: {error}") from None
+    return SourceImage(
+        image=image,
+        transpose=_transpose_for(image),
+        icc_transform=_icc_transform_for(image),
+        deep_scale=_deep_scale_for(image),
+        has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
+        background=background,
+    )
+
+
+def _transpose_for(image: Image.Image) -> Image.Transpose | None:
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not cost the picture  # noqa: BLE001
+        return None
+    return _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+
+
+def _deep_scale_for(image: Image.Image) -> tuple[float, float] | None:
+    """Linear map of 16-bit, 32-bit integer or float samples onto 0..255.
+
+    16-bit data uses its full range (0..65535); 32-bit and float data, whose
+    range is not fixed, are stretched from their own minimum to maximum.
+    The offsets carry +0.5 because Pillow truncates when it converts F to L.
+    """
+    if image.mode.startswith("I;16"):
+        return 255 / 65535, 0.5
+    if image.mode not in _DEEP_MODES:
+        return None
+    low, high = image.getextrema()
+    if high <= low:
+        return 0.0, 0.0 if high <= 0 else 255.0
+    return 255 / (high - low), 0.5 - low * 255 / (high - low)
+
+
+def _icc_transform_for(image: Image.Image) -> ImageCms.ImageCmsTransform | None:
+    """A transform from the embedded profile to sRGB, or None if there is nothing to do."""
+    data = image.info.get("icc_profile")
+    if not data or image.mode not in _ICC_MODES:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+            return None
+        input_mode = {"RGBA": "RGB", "LA": "L"}.get(image.mode, image.mode)
+        return ImageCms.buildTransform(profile, _SRGB, input_mode, "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as error:
+        log.warning("ignoring unusable ICC profile: %s", error)
+        return None

@@ -1,0 +1,69 @@
+"""Test helpers: deterministic pictures, pyramid reading and PSNR."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from pathlib import Path
+
+from PIL import Image, ImageChops, ImageStat
+
+import deepzoom
+from deepzoom.dzi import read_descriptor
+
+TILE = re.compile(r"(\d+)/(\d+)_(\d+)\.(\w+)$")
+
+
+def sample_image(width: int, height: int, mode: str = "RGB", seed: int = 1) -> Image.Image:
+    """Structure, noise and gradient in separate channels, so misplaced pixels show."""
+    fractal = Image.effect_mandelbrot((width, height), (-2.0, -1.2, 0.8, 1.2), 64)
+    noise = Image.frombytes("L", (width, height), random.Random(seed).randbytes(width * height))
+    gradient = Image.linear_gradient("L").resize((width, height))
+    rgb = Image.merge("RGB", (fractal, noise, gradient))
+    if mode == "RGBA":
+        rgb.putalpha(Image.radial_gradient("L").resize((width, height)))
+    return rgb if mode in ("RGB", "RGBA") else rgb.convert(mode)
+
+
+def psnr(first: Image.Image, second: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB over all bands; inf when identical."""
+    assert first.size == second.size, (first.size, second.size)
+    assert first.mode == second.mode, (first.mode, second.mode)
+    rms = ImageStat.Stat(ImageChops.difference(first, second)).rms
+    mse = sum(value * value for value in rms) / len(rms)
+    return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+def tile_files(folder: Path, name: str) -> dict[tuple[int, int, int], Path]:
+    """Every tile under ``folder/name_files``, keyed by (level, column, row)."""
+    found = {}
+    for path in (folder / f"{name}_files").rglob("*"):
+        match = TILE.search(path.as_posix())
+        if match:
+            level, column, row = (int(part) for part in match.groups()[:3])
+            found[level, column, row] = path
+    return found
+
+
+def assemble_level(folder: Path, name: str, level: int) -> Image.Image:
+    """Stitch one level back together from its tiles, dropping the overlap."""
+    geometry, _ = read_descriptor((folder / f"{name}.dzi").read_bytes())
+    tiles = tile_files(folder, name)
+    canvas = None
+    for column, row, (left, top, right, bottom) in geometry.tiles(level):
+        with Image.open(tiles[level, column, row]) as tile:
+            assert tile.size == (right - left, bottom - top), (level, column, row)
+            if canvas is None:
+                canvas = Image.new(tile.mode, geometry.level_size(level))
+            own_left, own_top = column * geometry.tile_size, row * geometry.tile_size
+            canvas.paste(tile.crop((own_left - left, own_top - top, tile.width, tile.height)), (own_left, own_top))
+    assert canvas is not None
+    return canvas
+
+
+def convert(source: Path, out: Path, name: str = "image", **settings: object) -> deepzoom.PyramidStats:
+    """Tile ``source`` into ``out`` the way the CLI does."""
+    options = deepzoom.TileSettings(**settings)  # type: ignore[arg-type]
+    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS, background=options.flatten_onto)
+    return deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), name, options)
