@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
-        image = open_image(args.src, max_pixels=args.max_pixels, background=settings.flatten_onto)
+        image = open_image(args.src, max_pixels=args.max_pixels)
     except (DeepZoomError, ValueError, OSError) as error:
         print(f"deepzoom: {args.src}: {error}", file=sys.stderr)
         return 1

@@ -69,7 +69,7 @@ def write_pyramid(
     band_height = 2 * settings.tile_size
     try:
         for band_top in range(0, height, band_height):
-            top.push(source.band(band_top, min(band_top + band_height, height)))
+            top.push(source.band(band_top, min(band_top + band_height, height), settings.flatten_onto))
         top.finish()
     except BaseException:
         writer.abort()

@@ -73,7 +73,6 @@ class SourceImage:
     icc_transform: ImageCms.ImageCmsTransform | None
     deep_scale: tuple[float, float] | None
     has_alpha: bool
-    background: tuple[int, int, int] | None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,17 +80,15 @@ class SourceImage:
         width, height = self.image.size
         return (height, width) if self.transpose in _SWAPS_AXES else (width, height)
 
-    @property
-    def mode(self) -> str:
-        """``RGBA`` when alpha is kept, else ``RGB``."""
-        return "RGBA" if self.has_alpha and self.background is None else "RGB"
+    def band(self, top: int, bottom: int, flatten_onto: tuple[int, int, int] | None = None) -> Image.Image:
+        """Rows ``top..bottom`` of the upright image, full width, as RGB or RGBA.
 
-    def band(self, top: int, bottom: int) -> Image.Image:
-        """Rows ``top..bottom`` of the upright image, full width, in :attr:`mode`."""
+        Alpha is kept (RGBA) unless ``flatten_onto`` names a colour to composite onto.
+        """
         band = self.image.crop(self._stored_box(top, bottom))
         if self.transpose is not None:
             band = band.transpose(self.transpose)
-        return self._normalise(band)
+        return self._normalise(band, flatten_onto)
 
     def _stored_box(self, top: int, bottom: int) -> tuple[int, int, int, int]:
         """The box of the stored (not yet oriented) pixels that become those rows."""
@@ -106,7 +103,7 @@ class SourceImage:
             case _:  # ROTATE_90, TRANSVERSE: rows come from columns counted from the right
                 return width - bottom, 0, width - top, height
 
-    def _normalise(self, band: Image.Image) -> Image.Image:
+    def _normalise(self, band: Image.Image, flatten_onto: tuple[int, int, int] | None) -> Image.Image:
         if self.deep_scale is not None:
             scale, offset = self.deep_scale
             band = band.convert("F").point(lambda value: value * scale + offset).convert("L")
@@ -122,23 +119,17 @@ class SourceImage:
             band = band.convert("RGB")
         if alpha is None:
             return band
-        if self.background is None:
+        if flatten_onto is None:
             band.putalpha(alpha)
             return band
-        flat = Image.new("RGB", band.size, self.background)
+        flat = Image.new("RGB", band.size, flatten_onto)
         flat.paste(band, mask=alpha)
         return flat
 
 
-def open_image(
-    path: str | os.PathLike[str],
-    *,
-    max_pixels: int,
-    background: tuple[int, int, int] | None = None,
-) -> SourceImage:
+def open_image(path: str | os.PathLike[str], *, max_pixels: int) -> SourceImage:
     """Check and decode ``path``; raise :class:`InvalidImage` or :class:`ImageTooLarge` if it won't do.
 
-    ``background`` flattens alpha onto that colour (for JPEG tiles); ``None`` keeps it.
     The pixel limit is checked from the header, before any pixel is decoded.
     """
     name = os.fspath(path)
@@ -168,7 +159,6 @@ def open_image(
         icc_transform=_icc_transform_for(image),
         deep_scale=_deep_scale_for(image),
         has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
-        background=background,
     )
 
 

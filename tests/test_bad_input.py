@@ -1,0 +1,96 @@
+"""Bad input gets a typed exception with a one-line reason, before any tile exists."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+import deepzoom
+from helpers import sample_image
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims ``width`` x ``height`` but whose pixel data is empty."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"") + png_chunk(b"IEND", b"")
+
+
+def jpeg_bytes() -> bytes:
+    buffer = io.BytesIO()
+    sample_image(400, 300).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def corrupt_png() -> bytes:
+    buffer = io.BytesIO()
+    sample_image(200, 100).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    idat = data.index(b"IDAT")
+    data[idat + 40 : idat + 60] = bytes(20)  # the chunk's CRC no longer matches
+    return bytes(data)
+
+
+BAD_FILES = {
+    "empty.jpg": (b"", "empty file"),
+    "truncated.jpg": (jpeg_bytes()[:3000], "truncated"),
+    "notes.jpg": (b"shopping list: eggs, milk\n" * 20, "not an image"),
+    "corrupt.png": (corrupt_png(), "cannot decode"),
+    "header-only.png": (png_header(640, 480), "cannot decode"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_unusable_files_raise_invalid_image(tmp_path, name):
+    content, reason = BAD_FILES[name]
+    source = tmp_path / name
+    source.write_bytes(content)
+    with pytest.raises(deepzoom.InvalidImage) as raised:
+        deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    message = str(raised.value)
+    assert reason in message and "\n" not in message
+
+
+def test_pixel_limit_is_checked_from_the_header(tmp_path):
+    source = tmp_path / "huge.png"
+    source.write_bytes(png_header(100_000, 100_000))  # 10 GP claimed, 45 bytes on disk
+    with pytest.raises(deepzoom.ImageTooLarge, match="100000x100000"):
+        deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    source = tmp_path / "small.png"
+    sample_image(40, 30).save(source)
+    with pytest.raises(deepzoom.ImageTooLarge, match="over the limit"):
+        deepzoom.open_image(source, max_pixels=1000)
+    assert deepzoom.open_image(source, max_pixels=1200).size == (40, 30)
+
+
+def test_pillow_bomb_guard_does_not_refuse_large_scans(tmp_path):
+    # 200 MP is past Pillow's own 179 MP refusal but well under our limit:
+    # the file must get as far as decoding (where this one, having no data, fails).
+    source = tmp_path / "scan.png"
+    source.write_bytes(png_header(20_000, 10_000))
+    with pytest.raises(deepzoom.InvalidImage, match="cannot decode"):
+        deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    assert Image.MAX_IMAGE_PIXELS is not None, "Pillow's guard is restored for everyone else"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"tile_size": 0},
+        {"overlap": 254},
+        {"format": "gif"},
+        {"quality": 0},
+        {"background": "not-a-colour"},
+    ],
+)
+def test_impossible_settings_are_refused(settings):
+    with pytest.raises(ValueError):
+        deepzoom.TileSettings(**settings)

@@ -1,0 +1,55 @@
+"""``python -m deepzoom``: a summary line on success, one line and status 1 on bad input."""
+
+import subprocess
+import sys
+
+from helpers import sample_image
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deepzoom", *map(str, args)], capture_output=True, text=True)
+
+
+def test_writes_a_pyramid_and_one_summary_line(tmp_path):
+    source = tmp_path / "harbour view.jpg"
+    sample_image(600, 400).save(source)
+    result = run(source, tmp_path / "out", "--tile-size", "256", "--overlap", "0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and "600x400" in lines[0] and "11 levels" in lines[0]
+    assert (tmp_path / "out/harbour view.dzi").is_file()
+    assert (tmp_path / "out/harbour view_files/10/2_1.jpg").is_file()
+
+
+def test_name_and_format_options(tmp_path):
+    source = tmp_path / "a.png"
+    sample_image(50, 40, "RGBA").save(source)
+    result = run(source, tmp_path / "out", "--name", "renamed", "--format", "png")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out/renamed_files/6/0_0.png").is_file()
+
+
+def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path):
+    source = tmp_path / "not-a-photo.jpg"
+    source.write_text("hello\n")
+    result = run(source, tmp_path / "out")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "not-a-photo.jpg" in result.stderr and "not an image" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_over_the_pixel_limit(tmp_path):
+    source = tmp_path / "big.png"
+    sample_image(100, 100).save(source)
+    result = run(source, tmp_path / "out", "--max-pixels", "5000")
+    assert result.returncode == 1 and "over the limit" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_setting_is_one_line(tmp_path):
+    source = tmp_path / "a.png"
+    sample_image(10, 10).save(source)
+    result = run(source, tmp_path / "out", "--overlap", "300")
+    assert result.returncode == 1 and "overlap" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
