@@ -61,31 +61,35 @@ def write_pyramid(
     """
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
     writer = _TileWriter(sink, settings, workers, progress)
+    band_height = settings.tile_size + settings.tile_size % 2  # one tile row, even so halving never splits a pair
     top = None
     for level in range(geometry.level_count):
-        top = _Level(geometry, level, name, writer, below=top)
+        top = _Level(geometry, level, name, writer, band_height, below=top)
     assert top is not None
-    width, height = source.size
-    band_height = 2 * settings.tile_size
     try:
-        for band_top in range(0, height, band_height):
-            top.push(source.band(band_top, min(band_top + band_height, height), settings.flatten_onto))
+        for band in source.bands(band_height, settings.flatten_onto):
+            top.push(band)
         top.finish()
     except BaseException:
         writer.abort()
         raise
     tiles, size = writer.close()
     sink.put(descriptor_path(name), dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
-    return PyramidStats(width, height, geometry.level_count, tiles, size)
+    return PyramidStats(geometry.width, geometry.height, geometry.level_count, tiles, size)
 
 
 class _Level:
-    """One level of the pyramid, fed its rows top to bottom."""
+    """One level of the pyramid, fed its rows top to bottom, in bands of any height.
+
+    Rows are halved into the level below ``chunk`` rows at a time, so even a
+    whole image pushed at once reaches the lower levels as small bands.
+    """
 
     def __init__(
-        self, geometry: DeepZoomGeometry, level: int, name: str, writer: _TileWriter, below: _Level | None
+        self, geometry: DeepZoomGeometry, level: int, name: str, writer: _TileWriter, chunk: int, below: _Level | None
     ) -> None:
         self.geometry = geometry
+        self.chunk = chunk
         self.level = level
         self.name = name
         self.writer = writer
@@ -95,7 +99,7 @@ class _Level:
         self.rows: Image.Image | None = None
         self.rows_top = 0  # level row held in self.rows[0]
         self.next_tile_row = 0
-        self.halved = 0  # rows already passed down to the level below
+        self.halved = 0  # rows already passed down to the level below (or, at level 0, done with)
 
     @property
     def received(self) -> int:
@@ -103,20 +107,22 @@ class _Level:
 
     def push(self, band: Image.Image) -> None:
         self._append(band)
-        self._cut_tile_rows(ready_until=self.received)
-        self._halve(self._even(self.received - self.halved))
+        self._advance(until=self.received & ~1 if self.received < self.height else self.height)
 
     def finish(self) -> None:
         if self.received != self.height:
             raise RuntimeError(f"level {self.level} got {self.received} of {self.height} rows")
-        self._cut_tile_rows(ready_until=self.height)
-        self._halve(self.height - self.halved)
+        self._advance(until=self.height)
         if self.below is not None:
             self.below.finish()
 
-    @staticmethod
-    def _even(count: int) -> int:
-        return count & ~1
+    def _advance(self, until: int) -> None:
+        """Cut the tile rows and halve the rows (an even count, but at the bottom edge) held up to ``until``."""
+        while self.halved < until:
+            step_end = min(self.halved + self.chunk, until)
+            self._cut_tile_rows(ready_until=step_end)
+            self._halve(step_end - self.halved)
+        self._cut_tile_rows(ready_until=self.received)
 
     def _append(self, band: Image.Image) -> None:
         """Add rows below those held, dropping the rows no tile or halving still needs."""
@@ -126,10 +132,10 @@ class _Level:
         keep_from = self.halved
         if self.next_tile_row < self.tile_rows:
             keep_from = min(keep_from, self.geometry.tile_span(self.next_tile_row, self.height)[0])
-        kept = self.rows.crop((0, keep_from - self.rows_top, self.width, self.rows.height))
-        joined = Image.new(band.mode, (self.width, kept.height + band.height))
-        joined.paste(kept, (0, 0))
-        joined.paste(band, (0, kept.height))
+        kept_height = self.received - keep_from
+        joined = Image.new(band.mode, (self.width, kept_height + band.height), None)  # None: not filled, all pasted
+        joined.paste(self.rows, (0, self.rows_top - keep_from))  # rows above keep_from fall outside and are dropped
+        joined.paste(band, (0, kept_height))
         self.rows, self.rows_top = joined, keep_from
 
     def _cut_tile_rows(self, ready_until: int) -> None:
@@ -149,11 +155,10 @@ class _Level:
 
     def _halve(self, count: int) -> None:
         """Pass ``count`` rows from ``self.halved`` on to the level below, as a 2x2 mean."""
-        if self.below is None or count <= 0:
-            return
-        assert self.rows is not None
-        top = self.halved - self.rows_top
-        self.below.push(self.rows.reduce(2, (0, top, self.width, top + count)))
+        if self.below is not None:
+            assert self.rows is not None
+            top = self.halved - self.rows_top
+            self.below.push(self.rows.reduce(2, (0, top, self.width, top + count)))
         self.halved += count
 
 

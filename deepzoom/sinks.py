@@ -21,12 +21,12 @@ class DirectorySink:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self._made: set[Path] = set()
+        self._made: set[str] = set()
 
     def put(self, path: str, data: bytes, content_type: str) -> None:
-        target = self.root / path
-        folder = target.parent
+        folder, _, _ = path.rpartition("/")
         if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
             self._made.add(folder)
-        target.write_bytes(data)
+        with open(os.path.join(self.root, path), "wb") as file:
+            file.write(data)

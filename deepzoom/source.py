@@ -80,15 +80,25 @@ class SourceImage:
         width, height = self.image.size
         return (height, width) if self.transpose in _SWAPS_AXES else (width, height)
 
-    def band(self, top: int, bottom: int, flatten_onto: tuple[int, int, int] | None = None) -> Image.Image:
-        """Rows ``top..bottom`` of the upright image, full width, as RGB or RGBA.
+    def bands(self, height: int, flatten_onto: tuple[int, int, int] | None = None) -> Iterator[Image.Image]:
+        """The upright image as RGB or RGBA bands of ``height`` rows, top to bottom.
 
-        Alpha is kept (RGBA) unless ``flatten_onto`` names a colour to composite onto.
+        Alpha is kept unless ``flatten_onto`` names a colour to composite onto.
+        An image that needs no change is handed out whole, with no copy.
         """
-        band = self.image.crop(self._stored_box(top, bottom))
-        if self.transpose is not None:
-            band = band.transpose(self.transpose)
-        return self._normalise(band, flatten_onto)
+        if self._needs_no_change(flatten_onto):
+            yield self.image
+            return
+        width, full_height = self.size
+        for top in range(0, full_height, height):
+            band = self.image.crop(self._stored_box(top, min(top + height, full_height)))
+            if self.transpose is not None:
+                band = band.transpose(self.transpose)
+            yield self._normalise(band, flatten_onto)
+
+    def _needs_no_change(self, flatten_onto: tuple[int, int, int] | None) -> bool:
+        plain = self.image.mode == "RGB" and not self.has_alpha
+        return plain and self.transpose is None and self.icc_transform is None
 
     def _stored_box(self, top: int, bottom: int) -> tuple[int, int, int, int]:
         """The box of the stored (not yet oriented) pixels that become those rows."""

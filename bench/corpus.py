@@ -1,0 +1,57 @@
+"""The benchmark images, built from Debian's mate-backgrounds package and cached in bench/.cache.
+
+``Elephants_5640x3172.jpg`` is a scanned painting (18 MP); the 161 MP image is
+a 3x3 mosaic of it, mirrored so that every seam is continuous.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+PAINTING = "Elephants_5640x3172.jpg"
+MOSAIC = "Elephants_mosaic_16920x9516.jpg"
+
+
+def painting() -> Path:
+    """The 18 MP painting, fetched with apt-get download and unpacked with dpkg -x."""
+    target = CACHE / PAINTING
+    if target.exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        subprocess.run(["apt-get", "download", "mate-backgrounds"], cwd=scratch, check=True, capture_output=True)
+        package = next(Path(scratch).glob("mate-backgrounds_*.deb"))
+        subprocess.run(["dpkg", "-x", str(package), str(Path(scratch) / "root")], check=True)
+        found = next((Path(scratch) / "root").rglob(PAINTING))
+        found.replace(target)
+    return target
+
+
+def mosaic() -> Path:
+    """The 161 MP mirrored 3x3 mosaic of the painting, saved as JPEG quality 90."""
+    target = CACHE / MOSAIC
+    if target.exists():
+        return target
+    with Image.open(painting()) as tile:
+        tile = tile.convert("RGB")
+        flipped_x = tile.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        flips = {
+            (False, False): tile,
+            (True, False): flipped_x,
+            (False, True): tile.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+            (True, True): flipped_x.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        }
+        width, height = tile.size
+        canvas = Image.new("RGB", (3 * width, 3 * height))
+        for row in range(3):
+            for column in range(3):
+                canvas.paste(flips[column % 2 == 1, row % 2 == 1], (column * width, row * height))
+    partial = target.with_suffix(".partial")
+    canvas.save(partial, "JPEG", quality=90)
+    partial.replace(target)
+    return target

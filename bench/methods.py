@@ -1,0 +1,56 @@
+"""The ways to make a pyramid that the benchmark compares, each run in a child process.
+
+``python -m bench.methods METHOD SOURCE OUTDIR`` tiles SOURCE into OUTDIR/image.dzi.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+TILE_SIZE, OVERLAP, QUALITY = 254, 1, 80
+
+
+def lambdazoom(source: Path, out: Path) -> None:
+    """Our engine: one decode, every level streamed by halving, tiles on a thread pool."""
+    import deepzoom
+
+    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    settings = deepzoom.TileSettings(TILE_SIZE, OVERLAP, "jpg", QUALITY)
+    deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image", settings)
+
+
+def dzsave(source: Path, out: Path) -> None:
+    """libvips dzsave with the same tile size, overlap and JPEG quality."""
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(source), access="sequential")
+    image.dzsave(str(out / "image"), tile_size=TILE_SIZE, overlap=OVERLAP, suffix=f".jpg[Q={QUALITY}]")
+
+
+def deepzoom_py(source: Path, out: Path) -> None:
+    """The algorithm of openzoom's deepzoom.py, which the original LambdaZoom used:
+    every level resized from the full original with Lanczos, tiles saved one at a time."""
+    from deepzoom import DeepZoomGeometry, dzi
+
+    with Image.open(source) as opened:
+        original = opened.convert("RGB")
+    geometry = DeepZoomGeometry(*original.size, TILE_SIZE, OVERLAP)
+    for level in range(geometry.level_count):
+        size = geometry.level_size(level)
+        scaled = original if size == original.size else original.resize(size, Image.Resampling.LANCZOS)
+        folder = out / "image_files" / str(level)
+        folder.mkdir(parents=True, exist_ok=True)
+        for column, row, box in geometry.tiles(level):
+            scaled.crop(box).save(folder / f"{column}_{row}.jpg", "JPEG", quality=QUALITY)
+    (out / "image.dzi").write_bytes(dzi.descriptor(geometry, "jpg"))
+
+
+METHODS = {"lambdazoom": lambdazoom, "dzsave": dzsave, "deepzoom.py": deepzoom_py}
+
+if __name__ == "__main__":
+    method, source, out = sys.argv[1:4]
+    Image.MAX_IMAGE_PIXELS = None  # the baselines open the 161 MP mosaic with plain Pillow
+    METHODS[method](Path(source), Path(out))
