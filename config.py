@@ -1,7 +1,14 @@
-"""LambdaZoom settings. Each one can be overridden by an environment variable of the same name."""
+"""LambdaZoom settings.
+
+Each setting below can be overridden by an environment variable of the same
+name (in Zappa: ``aws_environment_variables``). Values are read when the
+function starts.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
 from deepzoom import DEFAULT_MAX_PIXELS, TileSettings
@@ -16,25 +23,71 @@ def _number(name: str, default: int) -> int:
     if value is None:
         return default
     try:
-        return int(value)
+        return int(value.replace("_", ""))
     except ValueError:
         raise ValueError(f"environment variable {name} must be a whole number, got {value!r}") from None
 
 
-# Where pyramids go, and under which key prefix ("" for the bucket's root).
+def _switch(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"environment variable {name} must be true or false, got {value!r}")
+
+
+# Where pyramids go: the bucket, and a key prefix ("" for the bucket's root, else e.g. "zoom/").
 S3_ZOOM_BUCKET = _text("S3_ZOOM_BUCKET", "lambdazoom-zoom")
 DEST_PREFIX = _text("DEST_PREFIX", "")
 
 # How tiles are cut and encoded (the original LambdaZoom's defaults).
 TILE_SIZE = _number("TILE_SIZE", 254)
 TILE_OVERLAP = _number("TILE_OVERLAP", 1)
-TILE_FORMAT = _text("TILE_FORMAT", "jpg")
-TILE_QUALITY = _number("TILE_QUALITY", 80)
-BACKGROUND = _text("BACKGROUND", "#ffffff")
+TILE_FORMAT = _text("TILE_FORMAT", "jpg")  # jpg, png or webp
+TILE_QUALITY = _number("TILE_QUALITY", 80)  # JPEG and WebP, 1-100
+BACKGROUND = _text("BACKGROUND", "#ffffff")  # what transparency is flattened onto in JPEG tiles
 
-# Images with more pixels than this are refused from their header, before decoding.
+# Images whose header declares more pixels than this are refused before decoding.
+# Decoding costs about 4.5 bytes a pixel at peak, so 2 GP needs the largest (10 GB) Lambda.
 MAX_PIXELS = _number("MAX_PIXELS", DEFAULT_MAX_PIXELS)
+
+# Source keys with other extensions are skipped (case-insensitive, comma-separated).
+ACCEPTED_EXTENSIONS = frozenset(
+    extension.strip().lower().lstrip(".")
+    for extension in _text("ACCEPTED_EXTENSIONS", "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif").split(",")
+    if extension.strip()
+)
+
+# Uploads in flight at once. S3 answers a PUT in tens of milliseconds; 64 hides that.
+UPLOAD_CONCURRENCY = _number("UPLOAD_CONCURRENCY", 64)
+# Cache-Control on every object written. A re-uploaded image rewrites its tiles at the same keys,
+# so keep this short unless your sources never change.
+CACHE_CONTROL = _text("CACHE_CONTROL", "public, max-age=86400")
+# First attempt of each tile PUT signed by botocore and sent over a shared connection pool
+# (about a third of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
+DIRECT_UPLOADS = _switch("DIRECT_UPLOADS", True)
+# botocore's retry mode ("standard" or "adaptive") and attempts, enough to ride out SlowDown and 5xx.
+S3_RETRY_MODE = _text("S3_RETRY_MODE", "adaptive")
+S3_MAX_ATTEMPTS = _number("S3_MAX_ATTEMPTS", 10)
+
+# Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
+TMP_DIR = _text("TMP_DIR", "/tmp")
+LOG_LEVEL = _text("LOG_LEVEL", "INFO")
 
 
 def tile_settings() -> TileSettings:
     return TileSettings(TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY, BACKGROUND)
+
+
+def settings_fingerprint() -> str:
+    """A short hash of everything that changes the pixels or names of a pyramid.
+
+    Stored on each ``.dzi``: a redelivered event for an unchanged source and
+    unchanged settings has nothing to do.
+    """
+    tiles = tile_settings()
+    described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]

@@ -1,16 +1,113 @@
-"""The Lambda function: S3 events in, Deep Zoom pyramids out.
+"""LambdaZoom: the AWS Lambda function that turns images landing in S3 into Deep Zoom pyramids.
 
-The S3 event handling is being built under issue 3; today this module only
-names the entry point Zappa is configured to call.
+Zappa calls :func:`handler` with each S3 event. From a shell, the same path::
+
+    python -m lambdazoom convert s3://BUCKET/KEY
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import json
 import logging
+import sys
+from typing import Any
+
+import config
+from s3zoom import jobs
+from s3zoom.events import S3Record, s3_records
 
 log = logging.getLogger("lambdazoom")
+log.setLevel(config.LOG_LEVEL)
 
 
-def handler(event: dict, context: object) -> None:
-    """Entry point for S3 events (not yet implemented: see issue 3)."""
-    raise NotImplementedError("S3 event handling arrives with issue 3")
+class RetryableFailure(RuntimeError):
+    """At least one record failed for a reason that may pass (S3, network): Lambda should retry.
+
+    Records that did convert are skipped on the retry, so only the failed work is redone.
+    """
+
+
+def handler(event: dict[str, Any], context: object = None) -> dict[str, int]:
+    """Handle every record of an S3 event: convert created objects, remove deleted ones.
+
+    Never lets a ``TypeError`` escape: Zappa would take it for a signature
+    mismatch and call this again with fewer arguments.
+    """
+    try:
+        records = s3_records(event)
+    except Exception as error:  # noqa: BLE001 - a malformed event must not look like a signature mismatch
+        raise RetryableFailure(f"unreadable event: {type(error).__name__}: {error}") from error
+    if not records:
+        log.info(json.dumps({"action": "ignored", "reason": "no S3 object records", "event": _describe(event)}))
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    errors: list[str] = []
+    for record in records:
+        outcome, error = handle_record(record)
+        counts[outcome] += 1
+        if error:
+            errors.append(error)
+    if errors:
+        raise RetryableFailure(f"{len(errors)} of {len(records)} records failed, will retry: {'; '.join(errors)}")
+    return counts
+
+
+def handle_record(record: S3Record) -> tuple[str, str | None]:
+    """Do one record's work; return its outcome and, for a retryable failure, why."""
+    _warn_if_zoom_bucket_is_unprefixed_source(record.bucket)
+    try:
+        if record.created:
+            report = jobs.convert(record.bucket, record.key)
+        elif record.removed:
+            report = jobs.remove(record.bucket, record.key)
+        else:
+            report = {"action": "ignored", "reason": f"event {record.event_name or '(none)'}", "key": record.key}
+    except jobs.PermanentFailure as failure:
+        log.error(json.dumps({"action": "failed", "bucket": record.bucket, "key": record.key, "reason": str(failure)}))
+        return "failed", None
+    except Exception as error:  # noqa: BLE001 - any other failure is retried, and named
+        reason = f"s3://{record.bucket}/{record.key}: {type(error).__name__}: {error}"
+        log.exception(json.dumps({"action": "error", "bucket": record.bucket, "key": record.key, "reason": reason}))
+        return "failed", reason
+    log.info(json.dumps(report))
+    return ("skipped" if report["action"] in ("skipped", "ignored") else "done"), None
+
+
+@functools.cache
+def _warn_if_zoom_bucket_is_unprefixed_source(bucket: str) -> None:
+    if bucket == config.S3_ZOOM_BUCKET and not config.DEST_PREFIX:
+        log.error(
+            "S3_ZOOM_BUCKET %r is also the source bucket and DEST_PREFIX is empty: outputs (.dzi, _files/) are "
+            "recognised by name and skipped, but set DEST_PREFIX or use a separate zoom bucket",
+            bucket,
+        )
+
+
+def _describe(event: Any) -> str:
+    if isinstance(event, dict):
+        return str(event.get("Event") or event.get("eventName") or sorted(event)[:5])
+    return type(event).__name__
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise argparse.ArgumentTypeError(f"expected s3://BUCKET/KEY, got {url!r}")
+    bucket, key = url[5:].split("/", 1)
+    return bucket, key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lambdazoom", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser("convert", help="convert one object, as the Lambda function would")
+    convert.add_argument("url", type=parse_s3_url, help="s3://BUCKET/KEY")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=config.LOG_LEVEL, format="%(message)s", stream=sys.stderr)
+    bucket, key = args.url
+    outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key))
+    return 0 if outcome != "failed" else (2 if error else 1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

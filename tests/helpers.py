@@ -6,6 +6,7 @@ import math
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageChops, ImageStat
 
@@ -67,3 +68,21 @@ def convert(source: Path, out: Path, name: str = "image", **settings: object) ->
     options = deepzoom.TileSettings(**settings)  # type: ignore[arg-type]
     image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
     return deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), name, options)
+
+
+def keys_in(client: Any, bucket: str, prefix: str = "") -> list[str]:
+    """Every key in ``bucket`` under ``prefix``, sorted."""
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend(item["Key"] for item in page.get("Contents", []))
+    return sorted(found)
+
+
+def upload_image(client: Any, bucket: str, key: str, image: Image.Image, image_format: str = "JPEG", **options: Any) -> bytes:
+    """Save ``image`` in ``image_format`` and put it at ``key``; returns the bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    return buffer.getvalue()

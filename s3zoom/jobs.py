@@ -1,0 +1,215 @@
+"""Turn one source object into a pyramid in the zoom bucket, or take one away.
+
+Both are safe to repeat: S3 delivers events at least once, and Lambda retries
+a function that raised. A conversion publishes its ``.dzi`` only after every
+tile is stored, so a viewer sees the old pyramid, no pyramid, or the new one
+complete, never a mixture.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+import config
+import deepzoom
+
+from .clients import DirectPut, s3_client
+from .keys import PyramidKeys, extension_of, has_dot_segments, is_own_output
+from .sink import S3Sink
+
+log = logging.getLogger("lambdazoom")
+
+# User metadata on every object of a pyramid (S3 sends them back lower-cased).
+SOURCE_ETAG = "lambdazoom-source-etag"
+SOURCE_VERSION = "lambdazoom-source-version"
+SETTINGS = "lambdazoom-settings"
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
+
+
+class PermanentFailure(Exception):
+    """This object will never convert as it is: log it once, do not retry."""
+
+
+def client() -> Any:
+    return s3_client(config.UPLOAD_CONCURRENCY + 8, config.S3_RETRY_MODE, config.S3_MAX_ATTEMPTS)
+
+
+def skip_reason(bucket: str, key: str) -> str | None:
+    """Why ``key`` must not be converted or removed, if it must not; None if it is a source image."""
+    if bucket == config.S3_ZOOM_BUCKET and is_own_output(key, config.DEST_PREFIX):
+        return "this is LambdaZoom's own output (the zoom bucket is also the source bucket)"
+    return None
+
+
+def convert(bucket: str, key: str) -> dict[str, Any]:
+    """Convert ``s3://bucket/key``; return the report that is logged as one JSON line.
+
+    Raises :class:`PermanentFailure` for input that will never convert, and
+    lets S3 and network errors through so that Lambda retries.
+    """
+    report: dict[str, Any] = {"action": "convert", "bucket": bucket, "key": key}
+    reason = skip_reason(bucket, key)
+    if reason:
+        return {**report, "action": "skipped", "reason": reason}
+    if extension_of(key) not in config.ACCEPTED_EXTENSIONS:
+        raise PermanentFailure(f"extension {extension_of(key) or '(none)'!r} is not in ACCEPTED_EXTENSIONS")
+    if has_dot_segments(key):
+        raise PermanentFailure("key has '.' or '..' path segments, which browsers rewrite; rename the object")
+    s3 = client()
+    keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
+    source = _head(s3, bucket, key)
+    if source is None:
+        return {**report, "action": "skipped", "reason": "the object no longer exists"}
+    marker = {
+        SOURCE_ETAG: source["ETag"].strip('"'),
+        SOURCE_VERSION: source.get("VersionId") or "",
+        SETTINGS: config.settings_fingerprint(),
+    }
+    published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
+    if published is not None and _same_marker(published.get("Metadata", {}), marker):
+        return {**report, "action": "skipped", "reason": "pyramid already up to date"}
+    size = source["ContentLength"]
+    report["bytes"] = size
+    _check_scratch_space(size)
+
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="lambdazoom-", dir=config.TMP_DIR) as scratch:
+        path = os.path.join(scratch, "source." + extension_of(key))
+        with _timed(timings, "download"):
+            extra = {"VersionId": source["VersionId"]} if source.get("VersionId") else None
+            s3.download_file(bucket, key, path, ExtraArgs=extra)
+        with _timed(timings, "decode"):
+            try:
+                image = deepzoom.open_image(path, max_pixels=config.MAX_PIXELS)
+            except deepzoom.DeepZoomError as error:
+                raise PermanentFailure(str(error)) from None
+        settings = config.tile_settings()
+        if published is not None:  # a different source or settings: no viewer may pair it with new tiles
+            s3.delete_object(Bucket=config.S3_ZOOM_BUCKET, Key=keys.descriptor)
+        sink = S3Sink(
+            s3,
+            config.S3_ZOOM_BUCKET,
+            cache_control=config.CACHE_CONTROL,
+            metadata=marker,
+            direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
+        )
+        with _timed(timings, "tile_upload"):
+            stats = deepzoom.write_pyramid(image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY)
+        del image
+    geometry = deepzoom.DeepZoomGeometry(stats.width, stats.height, settings.tile_size, settings.overlap)
+    orphans = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
+    return {
+        **report,
+        "action": "converted",
+        "descriptor": keys.descriptor,
+        "width": stats.width,
+        "height": stats.height,
+        "pixels": stats.width * stats.height,
+        "levels": stats.levels,
+        "tiles": stats.tiles,
+        "output_bytes": stats.bytes,
+        "retried_puts": sink.retried,
+        "orphans_deleted": orphans,
+        "seconds": {phase: round(seconds, 3) for phase, seconds in timings.items()},
+    }
+
+
+def remove(bucket: str, key: str) -> dict[str, Any]:
+    """Delete the pyramid of a removed source: the ``.dzi`` first, then every tile."""
+    report: dict[str, Any] = {"action": "remove", "bucket": bucket, "key": key}
+    reason = skip_reason(bucket, key)
+    if reason:
+        return {**report, "action": "skipped", "reason": reason}
+    s3 = client()
+    if _head(s3, bucket, key) is not None:
+        return {**report, "action": "skipped", "reason": "the object exists again"}
+    keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
+    s3.delete_object(Bucket=config.S3_ZOOM_BUCKET, Key=keys.descriptor)
+    deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
+    return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
+
+
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def _same_marker(metadata: dict[str, str], marker: dict[str, str]) -> bool:
+    if metadata.get(SETTINGS) != marker[SETTINGS]:
+        return False
+    if marker[SOURCE_VERSION]:
+        return metadata.get(SOURCE_VERSION) == marker[SOURCE_VERSION]
+    return metadata.get(SOURCE_ETAG) == marker[SOURCE_ETAG]
+
+
+def _check_scratch_space(size: int) -> None:
+    free = shutil.disk_usage(config.TMP_DIR).free
+    if size > free:
+        raise PermanentFailure(
+            f"the object is {size / 1e9:.2f} GB but {config.TMP_DIR} has {free / 1e9:.2f} GB free; "
+            "raise the function's ephemeral storage"
+        )
+
+
+@functools.cache
+def _direct_put(bucket: str) -> DirectPut:
+    return DirectPut(client(), bucket, config.UPLOAD_CONCURRENCY)
+
+
+def _listed(s3: Any, prefix: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.S3_ZOOM_BUCKET, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def _stale_tiles(s3: Any, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
+    """Tiles of an earlier pyramid (bigger, or in another format) that the new grid does not have."""
+    return (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found) and found not in wanted)
+
+
+def _delete(s3: Any, keys: Iterable[str]) -> int:
+    """Delete ``keys`` in batches of 1000; raise if S3 refuses any of them."""
+    deleted = 0
+    batch: list[str] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == DELETE_BATCH:
+            deleted += _delete_batch(s3, batch)
+            batch = []
+    if batch:
+        deleted += _delete_batch(s3, batch)
+    return deleted
+
+
+def _delete_batch(s3: Any, keys: list[str]) -> int:
+    answer = s3.delete_objects(
+        Bucket=config.S3_ZOOM_BUCKET, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
+    )
+    if answer.get("Errors"):
+        first = answer["Errors"][0]
+        raise RuntimeError(f"could not delete {first['Key']}: {first.get('Code')} {first.get('Message')}")
+    return len(keys)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    """Record the seconds the block took as ``timings[phase]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = time.perf_counter() - started

@@ -1,0 +1,59 @@
+"""Where a source image's pyramid lives in the zoom bucket, and which keys are ours."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from deepzoom import DeepZoomGeometry, tile_path
+
+_TILE = re.compile(r"\d+/\d+_\d+\.[a-z]+")
+
+
+@dataclass(frozen=True)
+class PyramidKeys:
+    """``photos/a b.jpg`` under prefix ``zoom/`` is ``zoom/photos/a b.dzi`` and ``zoom/photos/a b_files/...``."""
+
+    name: str
+
+    @classmethod
+    def for_source(cls, source_key: str, dest_prefix: str) -> PyramidKeys:
+        stem, _ = posixpath.splitext(source_key)
+        return cls(dest_prefix + stem)
+
+    @property
+    def descriptor(self) -> str:
+        return f"{self.name}.dzi"
+
+    @property
+    def files_prefix(self) -> str:
+        return f"{self.name}_files/"
+
+    def is_tile(self, key: str) -> bool:
+        """True for ``NAME_files/L/C_R.ext`` only, not for another image's keys that share the prefix."""
+        return key.startswith(self.files_prefix) and _TILE.fullmatch(key[len(self.files_prefix) :]) is not None
+
+    def tiles(self, geometry: DeepZoomGeometry, extension: str) -> set[str]:
+        """Every tile key of a pyramid with ``geometry``."""
+        return {
+            tile_path(self.name, level, column, row, extension)
+            for level in range(geometry.level_count)
+            for column, row, _ in geometry.tiles(level)
+        }
+
+
+def extension_of(key: str) -> str:
+    return posixpath.splitext(key)[1].lower().lstrip(".")
+
+
+def has_dot_segments(key: str) -> bool:
+    """``.`` or ``..`` path segments, which browsers and URL libraries rewrite."""
+    return any(segment in (".", "..") for segment in key.split("/"))
+
+
+def is_own_output(key: str, dest_prefix: str) -> bool:
+    """Could this key have been written by LambdaZoom (so converting it would loop)?"""
+    if dest_prefix and key.startswith(dest_prefix):
+        return True
+    return key.endswith(".dzi") or "_files/" in key

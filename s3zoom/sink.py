@@ -1,0 +1,58 @@
+"""The S3 tile sink: each tile goes from memory straight to the zoom bucket."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from .clients import DirectPut, DirectPutError
+
+log = logging.getLogger(__name__)
+
+
+class S3Sink:
+    """Puts each object under ``prefix`` in ``bucket`` with its Content-Type, Cache-Control and metadata.
+
+    With ``direct`` set, the first attempt is a lean signed PUT; a failure is
+    handed to ``client.put_object``, whose botocore retries (standard or
+    adaptive mode) ride out SlowDown, 5xx and dropped connections.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        cache_control: str = "",
+        metadata: dict[str, str] | None = None,
+        direct: DirectPut | None = None,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.cache_control = cache_control
+        self.metadata = metadata or {}
+        self.direct = direct
+        self.retried = 0  # PUTs that the direct path handed to boto3
+        self._lock = threading.Lock()
+
+    def put(self, path: str, data: bytes, content_type: str) -> None:
+        if self.direct is not None:
+            try:
+                self.direct.put(path, data, self._headers(content_type))
+                return
+            except DirectPutError as error:
+                log.debug("retrying through boto3: %s", error)
+                with self._lock:
+                    self.retried += 1
+        options = {"CacheControl": self.cache_control} if self.cache_control else {}
+        self.client.put_object(
+            Bucket=self.bucket, Key=path, Body=data, ContentType=content_type, Metadata=self.metadata, **options
+        )
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Content-Type": content_type}
+        if self.cache_control:
+            headers["Cache-Control"] = self.cache_control
+        headers.update({f"x-amz-meta-{name}": value for name, value in self.metadata.items()})
+        return headers

@@ -1,0 +1,62 @@
+"""Fixtures: fake AWS credentials everywhere, and an S3 (moto) with a source and a zoom bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+import config
+from s3zoom import clients, jobs
+
+SOURCE_BUCKET = "lambdazoom-test-source"
+ZOOM_BUCKET = "lambdazoom-test-zoom"
+
+
+@pytest.fixture(autouse=True)
+def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test may reach AWS: fake credentials, no endpoint unless a test sets one, fresh clients."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    forget_clients()
+    yield
+    forget_clients()
+
+
+def forget_clients() -> None:
+    """Clients are cached per process; a test that changes the endpoint needs new ones."""
+    clients.session.cache_clear()
+    clients.s3_client.cache_clear()
+    jobs._direct_put.cache_clear()
+
+
+@pytest.fixture
+def lambda_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """config.py as a deployed function would have it, scratch space in a folder of the test's own."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", ZOOM_BUCKET)
+    monkeypatch.setattr(config, "DEST_PREFIX", "")
+    monkeypatch.setattr(config, "TMP_DIR", str(scratch))
+    monkeypatch.setattr(config, "UPLOAD_CONCURRENCY", 8)
+    return scratch
+
+
+@pytest.fixture
+def s3(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's in-process S3 (mock_aws) with both buckets. The lean direct PUT goes around
+    botocore, which mock_aws intercepts, so it is exercised against the moto server instead."""
+    from moto import mock_aws
+
+    monkeypatch.setattr(config, "DIRECT_UPLOADS", False)
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=SOURCE_BUCKET)
+        client.create_bucket(Bucket=ZOOM_BUCKET)
+        yield client

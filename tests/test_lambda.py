@@ -1,0 +1,239 @@
+"""The Lambda handler against moto's in-process S3 (mock_aws)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import config
+import deepzoom
+import lambdazoom
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from deepzoom.dzi import read_descriptor
+from helpers import keys_in, sample_image, upload_image
+from s3zoom import jobs
+from s3zoom.events import s3_event
+from s3zoom.keys import PyramidKeys
+from s3zoom.sink import S3Sink
+
+
+def expected_tiles(name: str, width: int, height: int) -> list[str]:
+    settings = config.tile_settings()
+    geometry = deepzoom.DeepZoomGeometry(width, height, settings.tile_size, settings.overlap)
+    return sorted(PyramidKeys(name).tiles(geometry, settings.format))
+
+
+def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [json.loads(record.getMessage()) for record in caplog.records if record.getMessage().startswith("{")]
+
+
+def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
+    caplog.set_level(logging.INFO, "lambdazoom")
+    upload_image(s3, SOURCE_BUCKET, "photos/a b.jpg", sample_image(700, 450), quality=90)
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "photos/a b.jpg"), None) == {"done": 1, "skipped": 0, "failed": 0}
+
+    written = keys_in(s3, ZOOM_BUCKET)
+    assert written == sorted(["photos/a b.dzi", *expected_tiles("photos/a b", 700, 450)])
+    descriptor = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b.dzi")
+    assert descriptor["ContentType"] == "application/xml"
+    assert read_descriptor(descriptor["Body"].read())[0] == deepzoom.DeepZoomGeometry(700, 450)
+    tile = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b_files/10/1_0.jpg")
+    assert tile["ContentType"] == "image/jpeg"
+    assert tile["CacheControl"] == config.CACHE_CONTROL
+    assert Image.open(io.BytesIO(tile["Body"].read())).size == (1 + 254 + 1, 254 + 1)  # interior column, top row
+    assert descriptor["Metadata"][jobs.SETTINGS] == config.settings_fingerprint()
+
+    (line,) = [line for line in json_lines(caplog) if line["action"] == "converted"]
+    assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 1
+    assert line["bytes"] > 0 and line["output_bytes"] > 0 and line["levels"] == 11
+    assert set(line["seconds"]) == {"download", "decode", "tile_upload"}
+
+
+@pytest.mark.parametrize(
+    ("key", "encoded"),
+    [
+        ("a b.jpg", "a+b.jpg"),
+        ("plus+sign.jpg", "plus%2Bsign.jpg"),
+        ("unicodé/東京 ☃.jpg", "unicod%C3%A9/%E6%9D%B1%E4%BA%AC+%E2%98%83.jpg"),
+        ("deep/nested/folders/x.jpeg", "deep/nested/folders/x.jpeg"),
+    ],
+)
+def test_keys_are_decoded_as_s3_encodes_them(s3, key, encoded):
+    event = s3_event(SOURCE_BUCKET, key)
+    assert event["Records"][0]["s3"]["object"]["key"] == encoded
+    upload_image(s3, SOURCE_BUCKET, key, sample_image(40, 30))
+    lambdazoom.handler(event, None)
+    stem = key.rsplit(".", 1)[0]
+    assert keys_in(s3, ZOOM_BUCKET) == sorted([f"{stem}.dzi", *expected_tiles(stem, 40, 30)])
+
+
+def test_dest_prefix_and_every_record(s3, monkeypatch):
+    monkeypatch.setattr(config, "DEST_PREFIX", "zoom/")
+    event = {"Records": []}
+    for name in ("one.jpg", "two.png", "three.webp"):
+        upload_image(s3, SOURCE_BUCKET, name, sample_image(30, 20), name.rsplit(".", 1)[1].replace("jpg", "jpeg"))
+        event["Records"] += s3_event(SOURCE_BUCKET, name)["Records"]
+    assert lambdazoom.handler(event, None)["done"] == 3
+    assert [key for key in keys_in(s3, ZOOM_BUCKET) if key.endswith(".dzi")] == [
+        "zoom/one.dzi",
+        "zoom/three.dzi",
+        "zoom/two.dzi",
+    ]
+
+
+def test_scratch_folder_is_removed_after_success_and_failure(s3, lambda_config):
+    upload_image(s3, SOURCE_BUCKET, "good.jpg", sample_image(50, 50))
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="bad.jpg", Body=b"not a picture")
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "good.jpg"), None)
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "bad.jpg"), None)
+    assert list(lambda_config.iterdir()) == []
+
+
+def test_redelivered_event_does_no_work(s3, caplog):
+    caplog.set_level(logging.INFO, "lambdazoom")
+    upload_image(s3, SOURCE_BUCKET, "once.jpg", sample_image(300, 200))
+    event = s3_event(SOURCE_BUCKET, "once.jpg")
+    lambdazoom.handler(event, None)
+    before = {key: s3.head_object(Bucket=ZOOM_BUCKET, Key=key)["LastModified"] for key in keys_in(s3, ZOOM_BUCKET)}
+    assert lambdazoom.handler(event, None) == {"done": 0, "skipped": 1, "failed": 0}
+    after = {key: s3.head_object(Bucket=ZOOM_BUCKET, Key=key)["LastModified"] for key in keys_in(s3, ZOOM_BUCKET)}
+    assert after == before
+    assert json_lines(caplog)[-1]["reason"] == "pyramid already up to date"
+
+
+def test_changed_settings_reconvert(s3, monkeypatch):
+    upload_image(s3, SOURCE_BUCKET, "img.jpg", sample_image(300, 200))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "img.jpg"), None)
+    monkeypatch.setattr(config, "TILE_FORMAT", "png")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "img.jpg"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == sorted(["img.dzi", *expected_tiles("img", 300, 200)])
+    assert all(key.endswith(".png") for key in keys_in(s3, ZOOM_BUCKET, "img_files/"))
+
+
+def test_smaller_reupload_leaves_no_orphans(s3):
+    upload_image(s3, SOURCE_BUCKET, "map.jpg", sample_image(1200, 900))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "map.jpg"), None)
+    upload_image(s3, SOURCE_BUCKET, "map.jpg", sample_image(300, 100))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "map.jpg"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == sorted(["map.dzi", *expected_tiles("map", 300, 100)])
+    geometry, _ = read_descriptor(s3.get_object(Bucket=ZOOM_BUCKET, Key="map.dzi")["Body"].read())
+    assert (geometry.width, geometry.height) == (300, 100)
+
+
+def test_delete_event_removes_everything_in_batches(s3, monkeypatch):
+    monkeypatch.setattr(config, "TILE_SIZE", 16)  # 1,900-odd tiles: more than one DeleteObjects batch
+    upload_image(s3, SOURCE_BUCKET, "gone.png", sample_image(600, 600), "PNG")
+    upload_image(s3, SOURCE_BUCKET, "gone_files/keep.jpg", sample_image(20, 20))  # another image sharing the prefix
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png"), None)
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone_files/keep.jpg"), None)
+    assert len(keys_in(s3, ZOOM_BUCKET, "gone_files/")) > 1000
+    s3.delete_object(Bucket=SOURCE_BUCKET, Key="gone.png")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png", "ObjectRemoved:Delete"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == sorted(["gone_files/keep.dzi", *expected_tiles("gone_files/keep", 20, 20)])
+
+
+def test_delete_event_for_an_object_that_exists_again_keeps_its_pyramid(s3):
+    upload_image(s3, SOURCE_BUCKET, "back.jpg", sample_image(40, 40))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "back.jpg"), None)
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "back.jpg", "ObjectRemoved:Delete"), None)["skipped"] == 1
+    assert "back.dzi" in keys_in(s3, ZOOM_BUCKET)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": SOURCE_BUCKET},
+        {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
+        s3_event(SOURCE_BUCKET, "x.jpg", "ObjectRestore:Completed"),
+        {},
+    ],
+)
+def test_other_events_are_ignored(s3, event):
+    result = lambdazoom.handler(event, None)
+    assert result["done"] == 0 and result["failed"] == 0
+    assert keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_malformed_event_is_retryable_never_a_type_error(s3):
+    with pytest.raises(lambdazoom.RetryableFailure):
+        lambdazoom.handler({"Records": [{"s3": {"bucket": "not-a-dict", "object": {}}}]}, None)
+
+
+def test_zoom_bucket_as_source_does_not_loop(s3, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, "lambdazoom")
+    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", SOURCE_BUCKET)
+    lambdazoom._warn_if_zoom_bucket_is_unprefixed_source.cache_clear()
+    upload_image(s3, SOURCE_BUCKET, "pic.jpg", sample_image(300, 300))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "pic.jpg"), None)["done"] == 1
+    written = [key for key in keys_in(s3, SOURCE_BUCKET) if key != "pic.jpg"]
+    follow_ups = {"Records": [s3_event(SOURCE_BUCKET, key)["Records"][0] for key in written]}
+    assert lambdazoom.handler(follow_ups, None) == {"done": 0, "skipped": len(written), "failed": 0}
+    assert any("also the source bucket" in record.getMessage() for record in caplog.records)
+
+
+def test_dest_prefix_keeps_outputs_apart_in_one_bucket(s3, monkeypatch):
+    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", SOURCE_BUCKET)
+    monkeypatch.setattr(config, "DEST_PREFIX", "zoom/")
+    upload_image(s3, SOURCE_BUCKET, "in/pic.jpg", sample_image(30, 30))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "in/pic.jpg"), None)
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "zoom/in/pic_files/0/0_0.jpg"), None)["skipped"] == 1
+
+
+def test_crash_mid_pyramid_publishes_nothing_and_the_retry_completes(s3, monkeypatch):
+    upload_image(s3, SOURCE_BUCKET, "big.jpg", sample_image(1000, 800))
+    real_put = S3Sink.put
+    calls = {"n": 0}
+
+    def crash_after_20(self, path, data, content_type):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise ConnectionResetError("network went away")
+        real_put(self, path, data, content_type)
+
+    monkeypatch.setattr(S3Sink, "put", crash_after_20)
+    with pytest.raises(lambdazoom.RetryableFailure, match="big.jpg.*network went away"):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "big.jpg"), None)
+    partial = keys_in(s3, ZOOM_BUCKET)
+    assert 0 < len(partial) <= 20 and "big.dzi" not in partial
+
+    monkeypatch.setattr(S3Sink, "put", real_put)
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "big.jpg"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == sorted(["big.dzi", *expected_tiles("big", 1000, 800)])
+
+
+def test_s3_errors_are_retryable(s3, monkeypatch):
+    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", "lambdazoom-no-such-bucket")
+    upload_image(s3, SOURCE_BUCKET, "x.jpg", sample_image(30, 30))
+    with pytest.raises(lambdazoom.RetryableFailure, match="x.jpg.*NoSuchBucket"):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "x.jpg"), None)
+
+
+def test_bugs_are_retryable_not_type_errors(s3, monkeypatch):
+    def broken(bucket, key):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(jobs, "convert", broken)
+    with pytest.raises(lambdazoom.RetryableFailure, match="TypeError: a bug"):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "x.jpg"), None)
+
+
+def test_object_bigger_than_free_scratch_space_fails_cleanly(s3, monkeypatch, caplog):
+    upload_image(s3, SOURCE_BUCKET, "huge.jpg", sample_image(30, 30))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 5))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "huge.jpg"), None)["failed"] == 1
+    assert "ephemeral storage" in caplog.text and keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_object_deleted_before_conversion_is_skipped(s3):
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "never-was.jpg"), None)["skipped"] == 1
+
+
+def test_cli_error_for_a_bad_url():
+    with pytest.raises(SystemExit):
+        lambdazoom.main(["convert", "http://not-s3/x.jpg"])

@@ -1,0 +1,95 @@
+"""The issue's list of awkward uploads, through the handler: each converts correctly or fails cleanly."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from PIL import Image
+
+import lambdazoom
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from deepzoom.dzi import read_descriptor
+from helpers import keys_in, sample_image
+from s3zoom.events import s3_event
+from test_bad_input import jpeg_bytes, png_header
+
+
+def encoded(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def rotated_photo() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    return encoded(sample_image(120, 80), "JPEG", exif=exif)
+
+
+def animated_gif() -> bytes:
+    frames = [sample_image(64, 48, "P"), Image.new("P", (64, 48), 3)]
+    return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
+
+
+def sixteen_bit_png() -> bytes:
+    return encoded(Image.linear_gradient("L").convert("I").point(lambda v: v * 257).convert("I;16"), "PNG")
+
+
+def heic_photo() -> bytes:
+    import pillow_heif
+
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(sample_image(64, 48)).save(buffer, quality=90)
+    return buffer.getvalue()
+
+
+CONVERTS = {
+    "one-pixel.png": (lambda: encoded(Image.new("RGB", (1, 1), "red"), "PNG"), (1, 1)),
+    "ribbon.png": (lambda: encoded(Image.new("L", (65000, 2), 128), "PNG"), (65000, 2)),
+    "press.jpg": (lambda: encoded(sample_image(90, 60, "CMYK"), "JPEG"), (90, 60)),
+    "deep.png": (sixteen_bit_png, (256, 256)),
+    "sprite.png": (lambda: encoded(sample_image(50, 40, "P"), "PNG", transparency=0), (50, 40)),
+    "anim.gif": (animated_gif, (64, 48)),
+    "rotated.jpg": (rotated_photo, (80, 120)),
+    "with space.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), (30, 20)),
+    "with+plus.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), (30, 20)),
+    "ünï cödé/写真.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), (30, 20)),
+    "phone.heic": (heic_photo, (64, 48)),
+}
+
+FAILS = {
+    "empty.jpg": (lambda: b"", "empty file"),
+    "truncated.jpg": (lambda: jpeg_bytes()[:2500], "truncated"),
+    "letter.jpg": (lambda: b"Dear Sir,\nplease find attached...\n" * 10, "not an image"),
+    "bomb.png": (lambda: png_header(100_000, 100_000), "over the limit"),
+    "notes.txt": (lambda: b"hello", "not in ACCEPTED_EXTENSIONS"),
+    "../escape.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), "'..' path segments"),
+    "a/./b.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), "'..' path segments"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(CONVERTS))
+def test_converts(s3, key):
+    make, size = CONVERTS[key]
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=make())
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, key), None) == {"done": 1, "skipped": 0, "failed": 0}
+    stem = key.rsplit(".", 1)[0]
+    geometry, _ = read_descriptor(s3.get_object(Bucket=ZOOM_BUCKET, Key=f"{stem}.dzi")["Body"].read())
+    assert (geometry.width, geometry.height) == size
+    top = s3.get_object(Bucket=ZOOM_BUCKET, Key=f"{stem}_files/{geometry.max_level}/0_0.jpg")["Body"].read()
+    with Image.open(io.BytesIO(top)) as tile:
+        assert tile.mode == "RGB" and 0x0112 not in tile.getexif()
+
+
+@pytest.mark.parametrize("key", sorted(FAILS))
+def test_fails_cleanly(s3, key, caplog):
+    make, reason = FAILS[key]
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=make())
+    caplog.set_level(logging.INFO, "lambdazoom")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, key), None) == {"done": 0, "skipped": 0, "failed": 1}
+    assert keys_in(s3, ZOOM_BUCKET) == []
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
+    assert line["key"] == key and reason in line["reason"]
