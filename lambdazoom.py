@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     convert = commands.add_parser("convert", help="convert one object, as the Lambda function would")
     convert.add_argument("url", type=parse_s3_url, help="s3://BUCKET/KEY")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=config.LOG_LEVEL, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)  # "lambdazoom" logs at LOG_LEVEL
     bucket, key = args.url
     outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key))
     return 0 if outcome != "failed" else (2 if error else 1)

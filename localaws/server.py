@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import urllib.request
 
 import moto.backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -25,7 +26,12 @@ class LocalS3:
 
     def __enter__(self) -> LocalS3:
         self._server.start()
+        self.reset()
         return self
+
+    def reset(self) -> None:
+        """Forget every bucket and queue: moto keeps them per process, not per server."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")).close()
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop()

@@ -60,13 +60,9 @@ class DirectPut:
         self._path_prefix = parts.path[: -len("k")]  # "/bucket/" or "/" for virtual-hosted buckets
         self._region = client.meta.region_name
         self._credentials = session().get_credentials()
+        tls = {"ca_certs": get_cert_path(True)} if parts.scheme == "https" else {}
         self._pool = urllib3.connection_from_url(
-            self._origin,
-            maxsize=pool_size,
-            block=False,
-            ca_certs=get_cert_path(True),
-            timeout=urllib3.Timeout(connect=10, read=60),
-            retries=False,
+            self._origin, maxsize=pool_size, block=False, timeout=urllib3.Timeout(connect=10, read=60), retries=False, **tls
         )
 
     def put(self, key: str, data: bytes, headers: Mapping[str, str]) -> None:

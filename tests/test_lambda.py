@@ -127,12 +127,13 @@ def test_smaller_reupload_leaves_no_orphans(s3):
 
 
 def test_delete_event_removes_everything_in_batches(s3, monkeypatch):
-    monkeypatch.setattr(config, "TILE_SIZE", 16)  # 1,900-odd tiles: more than one DeleteObjects batch
-    upload_image(s3, SOURCE_BUCKET, "gone.png", sample_image(600, 600), "PNG")
+    monkeypatch.setattr(config, "TILE_SIZE", 32)  # about 250 tiles...
+    monkeypatch.setattr(jobs, "DELETE_BATCH", 40)  # ...so several DeleteObjects batches (1000 in production)
+    upload_image(s3, SOURCE_BUCKET, "gone.png", sample_image(400, 400), "PNG")
     upload_image(s3, SOURCE_BUCKET, "gone_files/keep.jpg", sample_image(20, 20))  # another image sharing the prefix
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png"), None)
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone_files/keep.jpg"), None)
-    assert len(keys_in(s3, ZOOM_BUCKET, "gone_files/")) > 1000
+    assert len(keys_in(s3, ZOOM_BUCKET, "gone_files/")) > 5 * jobs.DELETE_BATCH
     s3.delete_object(Bucket=SOURCE_BUCKET, Key="gone.png")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png", "ObjectRemoved:Delete"), None)["done"] == 1
     assert keys_in(s3, ZOOM_BUCKET) == sorted(["gone_files/keep.dzi", *expected_tiles("gone_files/keep", 20, 20)])

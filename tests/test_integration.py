@@ -1,0 +1,154 @@
+"""The handler against moto's HTTP server on 127.0.0.1, fed the events S3 itself produced.
+
+The source bucket notifies an SQS queue (moto delivers that without Docker);
+each test reads the message and passes its body to the handler, as Lambda would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+import config
+import deepzoom
+import lambdazoom
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
+from helpers import keys_in, sample_image, upload_image
+from localaws.proxy import FaultyProxy
+from localaws.server import LocalS3
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Stack:
+    """Buckets and a queue on a local S3; ``next_event()`` is the next event S3 sent."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
+        self.s3.create_bucket(Bucket=SOURCE_BUCKET)
+        self.s3.create_bucket(Bucket=ZOOM_BUCKET)
+        self.queue = self.sqs.create_queue(QueueName="lambdazoom-events")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.s3.put_bucket_notification_configuration(
+            Bucket=SOURCE_BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
+            },
+        )
+        self.s3_event_kinds = self.drain()  # S3 sends an s3:TestEvent when notifications are set up
+
+    def drain(self) -> list[dict[str, Any]]:
+        found = []
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def next_event(self) -> dict[str, Any]:
+        (event,) = self.drain()
+        return event
+
+
+@pytest.fixture
+def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with LocalS3() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+        forget_clients()
+        yield Stack(server.endpoint_url)
+
+
+def expected_keys(name: str, width: int, height: int) -> list[str]:
+    tiles = {
+        deepzoom.tile_path(name, level, column, row, "jpg")
+        for level in range(deepzoom.DeepZoomGeometry(width, height).level_count)
+        for column, row, _ in deepzoom.DeepZoomGeometry(width, height).tiles(level)
+    }
+    return sorted([f"{name}.dzi", *tiles])
+
+
+def test_s3_sends_a_test_event_that_is_ignored(stack):
+    (test_event,) = stack.s3_event_kinds
+    assert test_event["Event"] == "s3:TestEvent"
+    assert lambdazoom.handler(test_event, None) == {"done": 0, "skipped": 0, "failed": 0}
+
+
+@pytest.mark.parametrize("key", ["holiday/beach day.jpg", "tom+jerry.jpg", "straße/東京 ☃.jpg"])
+def test_real_events_convert_with_the_direct_uploads(stack, key, caplog):
+    caplog.set_level("INFO", "lambdazoom")
+    upload_image(stack.s3, SOURCE_BUCKET, key, sample_image(600, 300))
+    event = stack.next_event()
+    assert event["Records"][0]["eventName"].startswith("ObjectCreated:")
+    assert lambdazoom.handler(event, None)["done"] == 1
+    stem = key.rsplit(".", 1)[0]
+    assert keys_in(stack.s3, ZOOM_BUCKET) == expected_keys(stem, 600, 300)
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"converted"' in r.getMessage()]
+    assert line["retried_puts"] == 0, "every tile went by the direct PUT"
+    metadata = stack.s3.head_object(Bucket=ZOOM_BUCKET, Key=f"{stem}_files/0/0_0.jpg")["Metadata"]
+    assert metadata["lambdazoom-settings"] == config.settings_fingerprint()
+
+
+def test_real_delete_event_removes_the_pyramid(stack):
+    upload_image(stack.s3, SOURCE_BUCKET, "old/scan.png", sample_image(500, 500), "PNG")
+    lambdazoom.handler(stack.next_event(), None)
+    stack.s3.delete_object(Bucket=SOURCE_BUCKET, Key="old/scan.png")
+    event = stack.next_event()
+    assert event["Records"][0]["eventName"].startswith("ObjectRemoved:")
+    assert lambdazoom.handler(event, None)["done"] == 1
+    assert keys_in(stack.s3, ZOOM_BUCKET) == []
+
+
+def test_slowdown_and_dropped_connections_still_give_the_identical_pyramid(stack, monkeypatch, tmp_path):
+    image = sample_image(900, 700)
+    upload_image(stack.s3, SOURCE_BUCKET, "storm.jpg", image, quality=92)
+    event = stack.next_event()
+    reference = tmp_path / "reference"
+    source = tmp_path / "storm.jpg"
+    source.write_bytes(stack.s3.get_object(Bucket=SOURCE_BUCKET, Key="storm.jpg")["Body"].read())
+    deepzoom.write_pyramid(
+        deepzoom.open_image(source, max_pixels=config.MAX_PIXELS), deepzoom.DirectorySink(reference), "storm"
+    )
+    monkeypatch.setattr(config, "S3_RETRY_MODE", "standard")  # adaptive mode would pace the test itself
+    with FaultyProxy(stack.endpoint_url, fail_puts=0.25, drop_puts=0.1, seed=3) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
+        forget_clients()
+        assert lambdazoom.handler(event, None)["done"] == 1
+    assert proxy.counts["failed"] >= 3 and proxy.counts["dropped"] >= 1, proxy.counts
+    written = keys_in(stack.s3, ZOOM_BUCKET)
+    assert written == expected_keys("storm", 900, 700)
+    for key in written:
+        body = stack.s3.get_object(Bucket=ZOOM_BUCKET, Key=key)["Body"].read()
+        assert body == (reference / key).read_bytes(), key
+
+
+def test_cli_converts_one_object(stack, lambda_config):
+    upload_image(stack.s3, SOURCE_BUCKET, "cli/one.jpg", sample_image(300, 200))
+    stack.s3.put_object(Bucket=SOURCE_BUCKET, Key="cli/bad.jpg", Body=b"nope")
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": stack.endpoint_url,
+        "S3_ZOOM_BUCKET": ZOOM_BUCKET,
+        "TMP_DIR": str(lambda_config),
+    }
+    run = [sys.executable, "-m", "lambdazoom", "convert"]
+    good = subprocess.run([*run, f"s3://{SOURCE_BUCKET}/cli/one.jpg"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stderr.strip().splitlines()[-1])["action"] == "converted"
+    assert keys_in(stack.s3, ZOOM_BUCKET) == expected_keys("cli/one", 300, 200)
+    bad = subprocess.run([*run, f"s3://{SOURCE_BUCKET}/cli/bad.jpg"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1
+    (line,) = bad.stderr.strip().splitlines()
+    assert "cli/bad.jpg" in line and "not an image" in line
