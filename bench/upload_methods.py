@@ -1,0 +1,123 @@
+"""Ways to get an S3 image into a Deep Zoom pyramid in another bucket, each run in a child process.
+
+``python -m bench.upload_methods METHOD BUCKET KEY ZOOM_BUCKET`` prints one JSON
+line: the tiles uploaded and the client CPU seconds spent inside the PUT calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from .methods import TILE_SIZE, OVERLAP, QUALITY, deepzoom_py
+
+CONTENT_TYPES = {".jpg": "image/jpeg", ".dzi": "application/xml"}
+
+
+class PutClock:
+    """Adds up the CPU time of the calling thread inside each timed block, across threads."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def time(self, function, *args, **kwargs):  # noqa: ANN001, ANN201 - wraps anything
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent = time.thread_time() - started
+            with self._lock:
+                self.seconds += spent
+                self.calls += 1
+
+
+def handler(bucket: str, key: str, zoom: str, clock: PutClock) -> None:
+    """LambdaZoom's handler on the event S3 sends, tiles streamed from memory."""
+    os.environ["S3_ZOOM_BUCKET"] = zoom
+    import lambdazoom
+    from s3zoom.events import s3_event
+    from s3zoom.sink import S3Sink
+
+    put = S3Sink.put
+    S3Sink.put = lambda self, *args: clock.time(put, self, *args)  # type: ignore[method-assign]
+    result = lambdazoom.handler(s3_event(bucket, key), None)
+    assert result["done"] == 1, result
+
+
+def _download(client, bucket: str, key: str, folder: Path) -> Path:  # noqa: ANN001
+    path = folder / ("source" + Path(key).suffix)
+    client.download_file(bucket, key, str(path))
+    return path
+
+
+def _upload_folder(client, folder: Path, zoom: str, clock: PutClock, threads: int) -> None:  # noqa: ANN001
+    """Every tile file, then the descriptor last, as ``put_object`` calls on ``threads`` threads."""
+    files = sorted(folder.rglob("*_files/*/*.jpg"))
+    descriptor = next(folder.glob("*.dzi"))
+
+    def put(path: Path) -> None:
+        body = path.read_bytes()
+        key = path.relative_to(folder).as_posix()
+        clock.time(client.put_object, Bucket=zoom, Key=key, Body=body, ContentType=CONTENT_TYPES[path.suffix])
+
+    if threads == 1:
+        for path in files:
+            put(path)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, files))
+    put(descriptor)
+
+
+def dzsave_then_put(bucket: str, key: str, zoom: str, clock: PutClock) -> None:
+    """What a libvips/sharp Lambda does: dzsave to /tmp, then put_object on 10 threads."""
+    import pyvips
+
+    client = boto3.client("s3", config=Config(max_pool_connections=10))
+    with tempfile.TemporaryDirectory() as scratch:
+        source = _download(client, bucket, key, Path(scratch))
+        out = Path(scratch) / "out"
+        out.mkdir()
+        stem = Path(key).stem
+        pyvips.Image.new_from_file(str(source), access="sequential").dzsave(
+            str(out / stem), tile_size=TILE_SIZE, overlap=OVERLAP, suffix=f".jpg[Q={QUALITY}]"
+        )
+        (out / f"{stem}_files" / "vips-properties.xml").unlink(missing_ok=True)
+        _upload_folder(client, out, zoom, clock, threads=10)
+
+
+def original(bucket: str, key: str, zoom: str, clock: PutClock) -> None:
+    """The original LambdaZoom: the deepzoom.py algorithm to /tmp, then one upload at a time."""
+    client = boto3.client("s3")
+    with tempfile.TemporaryDirectory() as scratch:
+        source = _download(client, bucket, key, Path(scratch))
+        out = Path(scratch) / "out"
+        out.mkdir()
+        deepzoom_py(source, out)
+        stem = Path(key).stem
+        (out / "image.dzi").rename(out / f"{stem}.dzi")
+        (out / "image_files").rename(out / f"{stem}_files")
+        _upload_folder(client, out, zoom, clock, threads=1)
+
+
+METHODS = {"lambdazoom": handler, "dzsave + 10 threads": dzsave_then_put, "original": original}
+
+if __name__ == "__main__":
+    method, bucket, key, zoom = sys.argv[1:5]
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the baselines open the 161 MP mosaic with plain Pillow
+    clock = PutClock()
+    METHODS[method](bucket, key, zoom, clock)
+    print(json.dumps({"puts": clock.calls, "put_cpu": clock.seconds}))

@@ -1,0 +1,111 @@
+"""Benchmark the whole Lambda path: an S3 event to a complete pyramid in the zoom bucket.
+
+    make bench-upload          # or: python -m bench.upload_path [--rounds N] [--skip-slow]
+
+The 161 MP mosaic sits in a local S3 (moto, in a process of its own, see
+``python -m localaws``) behind a proxy that adds 30 ms to every request.
+Side by side, in interleaved rounds: LambdaZoom's handler; libvips dzsave to
+/tmp then boto3 put_object on 10 threads (what a Node/sharp Lambda does); and
+the original LambdaZoom (the deepzoom.py algorithm, then one upload at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+
+from . import corpus
+from .measure import Measurement, measure, process_cpu
+from .upload_methods import METHODS
+
+SOURCE_BUCKET = "bench-source"
+LATENCY = 0.030
+
+
+@contextmanager
+def local_s3(latency: float) -> Iterator[dict]:
+    """A local S3 in child processes: its URLs, and the pids whose CPU is the server's."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "localaws", "--latency", str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        yield json.loads(server.stdout.readline())
+    finally:
+        server.stdin.close()  # the server's cue to stop
+        server.wait()
+
+
+def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str, s3) -> dict[str, float]:  # noqa: ANN001
+    s3.create_bucket(Bucket=zoom)
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    server_before = sum(process_cpu(pid) for pid in server_pids)
+    result: Measurement = measure([sys.executable, "-m", "bench.upload_methods", method, SOURCE_BUCKET, key, zoom], env)
+    server_cpu = sum(process_cpu(pid) for pid in server_pids) - server_before
+    counts = json.loads(result.output.strip().splitlines()[-1])
+    stored = sum(page.get("KeyCount", 0) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=zoom))
+    if stored != counts["puts"]:
+        raise RuntimeError(f"{method}: {counts['puts']} objects put but {stored} in the bucket")
+    return {
+        "wall": result.wall,
+        "cpu": result.cpu,
+        "peak_mb": result.peak_mb,
+        "objects": stored,
+        "put_cpu_ms": 1000 * counts["put_cpu"] / counts["puts"],
+        "server_cpu": server_cpu,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved runs of each method (median kept)")
+    parser.add_argument("--skip-slow", action="store_true", help="leave out the original (about two minutes a run)")
+    args = parser.parse_args(argv)
+    methods = [name for name in METHODS if not (args.skip_slow and name == "original")]
+    source = corpus.mosaic()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in methods}
+    with local_s3(LATENCY) as urls:
+        s3 = boto3.client("s3", endpoint_url=urls["s3"])  # set-up and checks skip the latency
+        s3.create_bucket(Bucket=SOURCE_BUCKET)
+        s3.upload_file(str(source), SOURCE_BUCKET, source.name)
+        for round_number in range(args.rounds):
+            for index, method in enumerate(methods):
+                zoom = f"bench-zoom-{round_number}-{index}"
+                results[method].append(run(method, urls["endpoint"], urls["pids"], source.name, zoom, s3))
+    medians = {name: {field: statistics.median(r[field] for r in runs) for field in runs[0]} for name, runs in results.items()}
+    print(f"\n{source.name}, S3 behind +{LATENCY * 1000:.0f} ms a request, {args.rounds} rounds, medians")
+    print("| path | wall s | client CPU s | client CPU ms per PUT | server CPU s | peak RSS MB | objects | wall vs dzsave path |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    base = medians["dzsave + 10 threads"]["wall"]
+    for name, m in medians.items():
+        print(
+            f"| {name} | {m['wall']:.1f} | {m['cpu']:.1f} | {m['put_cpu_ms']:.2f} | {m['server_cpu']:.1f} "
+            f"| {m['peak_mb']:.0f} | {m['objects']:.0f} | {m['wall'] / base:.2f}x |"
+        )
+    ours = medians["lambdazoom"]
+    checks = [("wall vs dzsave path", ours["wall"] / base, 0.5, "<=")]
+    if "original" in medians:
+        checks.append(("speed-up vs original", medians["original"]["wall"] / ours["wall"], 20, ">="))
+    checks.append(("client CPU ms per uploaded tile", ours["put_cpu_ms"], 1.0, "<="))
+    for label, value, target, sense in checks:
+        met = value <= target if sense == "<=" else value >= target
+        print(f"target {label} {sense} {target}: {value:.2f} {'met' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
