@@ -34,16 +34,13 @@ LATENCY = 0.030
 def local_s3(latency: float) -> Iterator[dict]:
     """A local S3 in child processes: its URLs, and the pids whose CPU is the server's."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "localaws", "--latency", str(latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "localaws", "--latency", str(latency)], stdout=subprocess.PIPE, text=True
     )
     try:
-        assert server.stdout is not None and server.stdin is not None
+        assert server.stdout is not None
         yield json.loads(server.stdout.readline())
     finally:
-        server.stdin.close()  # the server's cue to stop
+        server.terminate()
         server.wait()
 
 
@@ -54,9 +51,12 @@ def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str,
     result: Measurement = measure([sys.executable, "-m", "bench.upload_methods", method, SOURCE_BUCKET, key, zoom], env)
     server_cpu = sum(process_cpu(pid) for pid in server_pids) - server_before
     counts = json.loads(result.output.strip().splitlines()[-1])
-    stored = sum(page.get("KeyCount", 0) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=zoom))
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=zoom) for item in page.get("Contents", [])]
+    stored = len(keys)
     if stored != counts["puts"]:
         raise RuntimeError(f"{method}: {counts['puts']} objects put but {stored} in the bucket")
+    for start in range(0, stored, 1000):  # every run starts from the same server state
+        s3.delete_objects(Bucket=zoom, Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True})
     return {
         "wall": result.wall,
         "cpu": result.cpu,
@@ -88,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                 results[method].append(run(method, urls["endpoint"], urls["pids"], source.name, zoom, s3))
     medians = {name: {field: statistics.median(r[field] for r in runs) for field in runs[0]} for name, runs in results.items()}
     print(f"\n{source.name}, S3 behind +{LATENCY * 1000:.0f} ms a request, {args.rounds} rounds, medians")
-    print("| path | wall s | client CPU s | client CPU ms per PUT | server CPU s | peak RSS MB | objects | wall vs dzsave path |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| path | wall s | each run s | client CPU s | client CPU ms per PUT | server CPU s | peak RSS MB | objects | wall vs dzsave path |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = medians["dzsave + 10 threads"]["wall"]
     for name, m in medians.items():
+        runs = ", ".join(f"{r['wall']:.1f}" for r in results[name])
         print(
-            f"| {name} | {m['wall']:.1f} | {m['cpu']:.1f} | {m['put_cpu_ms']:.2f} | {m['server_cpu']:.1f} "
+            f"| {name} | {m['wall']:.1f} | {runs} | {m['cpu']:.1f} | {m['put_cpu_ms']:.2f} | {m['server_cpu']:.1f} "
             f"| {m['peak_mb']:.0f} | {m['objects']:.0f} | {m['wall'] / base:.2f}x |"
         )
     ours = medians["lambdazoom"]

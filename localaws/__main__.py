@@ -15,9 +15,9 @@ import json
 import logging
 import os
 import socket
+import signal
 import subprocess
 import sys
-import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress.server import create_server
@@ -45,21 +45,20 @@ def main(argv: list[str] | None = None) -> int:
         urls["endpoint"] = proxy.stdout.readline().strip()
         urls["pids"].append(proxy.pid)
     print(json.dumps(urls), flush=True)
-    threading.Thread(target=_exit_when_stdin_closes, args=(proxy,), daemon=True).start()
+    signal.signal(signal.SIGTERM, _stop)
     try:
         wsgi.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if proxy is not None:
             proxy.terminate()
+            proxy.wait()
     return 0
 
 
-def _exit_when_stdin_closes(proxy: subprocess.Popen | None) -> None:
-    """The parent closing our stdin (or dying) ends the server, so none is left behind."""
-    sys.stdin.read()
-    if proxy is not None:
-        proxy.terminate()
-    os._exit(0)
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # leaves waitress's loop through the same door as Ctrl-C
 
 
 if __name__ == "__main__":
