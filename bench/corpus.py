@@ -24,7 +24,10 @@ def painting() -> Path:
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run(["apt-get", "download", "mate-backgrounds"], cwd=scratch, check=True, capture_output=True)
+        download = ["apt-get", "download", "mate-backgrounds"]
+        if subprocess.run(download, cwd=scratch, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], check=True)  # a new machine has no package lists yet
+            subprocess.run(download, cwd=scratch, check=True, capture_output=True)
         package = next(Path(scratch).glob("mate-backgrounds_*.deb"))
         subprocess.run(["dpkg", "-x", str(package), str(Path(scratch) / "root")], check=True)
         found = next((Path(scratch) / "root").rglob(PAINTING))
