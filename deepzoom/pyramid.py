@@ -193,17 +193,17 @@ class _TileWriter:
         try:
             data = self.format.encode(tile, self.quality)
             self.sink.put(path, data, self.format.content_type)
+            with self._lock:
+                self._tiles += 1
+                self._bytes += len(data)
+            if self.progress is not None:
+                self.progress(1)
         except BaseException as error:
             error.add_note(f"while storing tile {path}")
             with self._lock:
                 if self._error is None:
                     self._error = error
             raise
-        with self._lock:
-            self._tiles += 1
-            self._bytes += len(data)
-        if self.progress is not None:
-            self.progress(1)
 
     def close(self) -> tuple[int, int]:
         """Wait for every tile; raise the first failure. Returns (tiles, bytes)."""

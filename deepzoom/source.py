@@ -47,6 +47,7 @@ _SWAPS_AXES = {
 }
 _DEEP_MODES = {"I", "F"}  # and every "I;16..." variant
 _ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
+_GREY_MODES = {"1", "L", "LA", "La"}
 _ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA"}
 _SRGB = ImageCms.createProfile("sRGB")
 _pillow_limit_lock = threading.Lock()
@@ -119,8 +120,8 @@ class SourceImage:
             band = band.convert("F").point(lambda value: value * scale + offset).convert("L")
         alpha = None
         if self.has_alpha:
-            if band.mode not in ("RGBA", "LA"):
-                band = band.convert("RGBA")
+            # grey stays grey here, so the colour part is in the mode the ICC transform expects
+            band = band.convert("LA" if band.mode in _GREY_MODES else "RGBA")
             alpha = band.getchannel("A")
             band = band.convert(band.mode[:-1])
         if self.icc_transform is not None:

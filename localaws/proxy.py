@@ -93,6 +93,9 @@ class FaultyProxy:
         self._server.close()
         for writer in list(self._clients):  # kept-alive client connections would hold wait_closed() forever
             writer.close()
+        for _, upstream in self._idle:
+            upstream.close()
+        self._idle.clear()
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +31,7 @@ from .sink import S3Sink
 log = logging.getLogger("lambdazoom")
 
 # User metadata on every object of a pyramid (S3 sends them back lower-cased).
+SOURCE_KEY = "lambdazoom-source-key"  # URL-quoted: metadata must be ASCII
 SOURCE_ETAG = "lambdazoom-source-etag"
 SOURCE_VERSION = "lambdazoom-source-version"
 SETTINGS = "lambdazoom-settings"
@@ -61,16 +63,16 @@ def convert(bucket: str, key: str) -> dict[str, Any]:
     reason = skip_reason(bucket, key)
     if reason:
         return {**report, "action": "skipped", "reason": reason}
-    if extension_of(key) not in config.ACCEPTED_EXTENSIONS:
-        raise PermanentFailure(f"extension {extension_of(key) or '(none)'!r} is not in ACCEPTED_EXTENSIONS")
-    if has_dot_segments(key):
-        raise PermanentFailure("key has '.' or '..' path segments, which browsers rewrite; rename the object")
+    reason = unconvertible_reason(key)
+    if reason:
+        raise PermanentFailure(reason)
     s3 = client()
     keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
     source = _head(s3, bucket, key)
     if source is None:
         return {**report, "action": "skipped", "reason": "the object no longer exists"}
     marker = {
+        SOURCE_KEY: quote(key),
         SOURCE_ETAG: source["ETag"].strip('"'),
         SOURCE_VERSION: source.get("VersionId") or "",
         SETTINGS: config.settings_fingerprint(),
@@ -125,18 +127,43 @@ def convert(bucket: str, key: str) -> dict[str, Any]:
 
 
 def remove(bucket: str, key: str) -> dict[str, Any]:
-    """Delete the pyramid of a removed source: the ``.dzi`` first, then every tile."""
+    """Delete the pyramid of a removed source: the ``.dzi`` first, then every tile.
+
+    Only a pyramid this very key made: deleting ``a.xmp``, or ``a.png`` when
+    ``a.jpg`` made ``a.dzi``, leaves ``a.dzi`` alone.
+    """
     report: dict[str, Any] = {"action": "remove", "bucket": bucket, "key": key}
-    reason = skip_reason(bucket, key)
+    reason = skip_reason(bucket, key) or unconvertible_reason(key)
     if reason:
         return {**report, "action": "skipped", "reason": reason}
     s3 = client()
     if _head(s3, bucket, key) is not None:
         return {**report, "action": "skipped", "reason": "the object exists again"}
     keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
+    owner = _owner(s3, keys)
+    if owner is not None and owner != quote(key):
+        return {**report, "action": "skipped", "reason": f"the pyramid was made from {unquote(owner)}"}
     s3.delete_object(Bucket=config.S3_ZOOM_BUCKET, Key=keys.descriptor)
     deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
     return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
+
+
+def unconvertible_reason(key: str) -> str | None:
+    """Why a source key can never have a pyramid, if it cannot."""
+    if extension_of(key) not in config.ACCEPTED_EXTENSIONS:
+        return f"extension {extension_of(key) or '(none)'!r} is not in ACCEPTED_EXTENSIONS"
+    if has_dot_segments(key):
+        return "key has '.' or '..' path segments, which browsers rewrite; rename the object"
+    return None
+
+
+def _owner(s3: Any, keys: PyramidKeys) -> str | None:
+    """The (quoted) source key recorded on the pyramid's descriptor, or on a tile if there is no descriptor."""
+    found = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
+    if found is None:
+        tile = next((key for key in _listed(s3, keys.files_prefix) if keys.is_tile(key)), None)
+        found = _head(s3, config.S3_ZOOM_BUCKET, tile) if tile else None
+    return found.get("Metadata", {}).get(SOURCE_KEY) if found else None
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

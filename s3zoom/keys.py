@@ -6,9 +6,9 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from deepzoom import DeepZoomGeometry, tile_path
+from deepzoom import FORMATS, DeepZoomGeometry, tile_path
 
-_TILE = re.compile(r"\d+/\d+_\d+\.[a-z]+")
+_TILE = re.compile(rf"\d+/\d+_\d+\.(?:{'|'.join(FORMATS)})")
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,38 @@ def upload_image(client: Any, bucket: str, key: str, image: Image.Image, image_f
     image.save(buffer, image_format, **options)
     client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
     return buffer.getvalue()
+
+
+def grey_icc_profile(gamma: float = 2.2) -> bytes:
+    """A minimal ICC v2 grey (``GRAY``) display profile: a gamma curve and a D50 white point.
+
+    Neither Pillow nor libvips can make one, and greyscale PNGs may only embed grey profiles.
+    """
+    import struct
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def padded(data: bytes) -> bytes:
+        return data + bytes(-len(data) % 4)
+
+    white = s15(0.9642) + s15(1.0) + s15(0.8249)
+    text = b"grey gamma 2.2\0"
+    tags = [
+        (b"desc", padded(b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67))),
+        (b"wtpt", b"XYZ " + bytes(4) + white),
+        (b"kTRC", padded(b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)))),
+        (b"cprt", padded(b"text" + bytes(4) + b"public domain\0")),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for signature, data in tags:
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntr" + b"GRAY" + b"XYZ "
+        + bytes(12) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8) + struct.pack(">I", 0) + white + bytes(4 + 16 + 28)
+    )
+    assert len(header) == 128
+    return header + table + body

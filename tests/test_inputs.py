@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from helpers import assemble_level, convert, psnr, sample_image, tile_files
+from helpers import assemble_level, convert, grey_icc_profile, psnr, sample_image, tile_files
 
 WIDTH, HEIGHT = 300, 220  # not square, so a wrong rotation changes the size
 pyvips = pytest.importorskip("pyvips", reason="pyvips makes the tiled TIFFs and ICC profiles")
@@ -199,3 +199,24 @@ def test_alpha_is_flattened_onto_the_background_for_jpeg(tmp_path, background):
     actual = assemble_level(tmp_path / "out", "image", stats.levels - 1)
     assert actual.mode == "RGB"
     assert_same(actual, expected, min_db=32)
+
+
+def test_grey_with_a_transparent_colour_and_a_grey_icc_profile(tmp_path):
+    profile = grey_icc_profile()
+    assert ImageCms.ImageCmsProfile(io.BytesIO(profile)).profile.xcolor_space.strip() == "GRAY"
+    ramp = Image.linear_gradient("L").resize((WIDTH, HEIGHT))
+    source = save_with(tmp_path, ramp, "grey.png", transparency=0, icc_profile=profile)
+    actual = top_level(source, tmp_path / "out")
+    assert actual.mode == "RGBA"
+    assert actual.getchannel("A").getextrema() == (0, 255)
+    expected = ImageCms.profileToProfile(ramp, ImageCms.ImageCmsProfile(io.BytesIO(profile)), SRGB, outputMode="RGB")
+    assert psnr(actual.convert("RGB"), expected) > 40
+
+
+def test_la_premultiplied_mode_is_accepted(tmp_path):
+    from deepzoom.source import SourceImage
+
+    image = Image.new("La", (20, 10))
+    source = SourceImage(image, None, None, None, has_alpha=True)
+    (band,) = list(source.bands(10, None))
+    assert band.mode == "RGBA" and band.size == (20, 10)

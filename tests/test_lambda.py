@@ -238,3 +238,30 @@ def test_object_deleted_before_conversion_is_skipped(s3):
 def test_cli_error_for_a_bad_url():
     with pytest.raises(SystemExit):
         lambdazoom.main(["convert", "http://not-s3/x.jpg"])
+
+
+@pytest.mark.parametrize("removed", ["shared.xmp", "shared", "shared.png"])
+def test_deleting_another_object_with_the_same_stem_keeps_the_pyramid(s3, removed):
+    upload_image(s3, SOURCE_BUCKET, "shared.jpg", sample_image(60, 40))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "shared.jpg"), None)
+    before = keys_in(s3, ZOOM_BUCKET)
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, removed, "ObjectRemoved:Delete"), None)["skipped"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == before
+
+
+def test_delete_after_a_crash_before_the_descriptor_removes_the_tiles(s3, monkeypatch):
+    upload_image(s3, SOURCE_BUCKET, "half.jpg", sample_image(600, 400))
+    real_put = S3Sink.put
+
+    def fail_descriptor(self, path, data, content_type):
+        if path.endswith(".dzi"):
+            raise ConnectionResetError("gone")
+        real_put(self, path, data, content_type)
+
+    monkeypatch.setattr(S3Sink, "put", fail_descriptor)
+    with pytest.raises(lambdazoom.RetryableFailure):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "half.jpg"), None)
+    assert keys_in(s3, ZOOM_BUCKET) and "half.dzi" not in keys_in(s3, ZOOM_BUCKET)
+    s3.delete_object(Bucket=SOURCE_BUCKET, Key="half.jpg")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "half.jpg", "ObjectRemoved:Delete"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == []

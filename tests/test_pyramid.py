@@ -91,3 +91,13 @@ def test_jpeg_tiles_are_plain_rgb(tmp_path):
     deepzoom.write_pyramid(opened(tmp_path, mode="RGBA"), deepzoom.DirectorySink(out), "image")
     with Image.open(out / "image_files/10/0_0.jpg") as tile:
         assert (tile.format, tile.mode, tile.size) == ("JPEG", "RGB", (255, 255))
+
+
+def test_a_failing_progress_callback_is_not_lost(tmp_path):
+    def broken(count):
+        raise ValueError("progress bar fell over")
+
+    sink = RecordingSink()
+    with pytest.raises(ValueError, match="fell over"):
+        deepzoom.write_pyramid(opened(tmp_path), sink, "image", progress=broken)
+    assert not any(path.endswith(".dzi") for path, _, _ in sink.puts)
