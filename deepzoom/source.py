@@ -205,7 +205,7 @@ def _icc_transform_for(image: Image.Image) -> ImageCms.ImageCmsTransform | None:
         return None
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
-        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+        if ImageCms.getProfileDescription(profile).strip().lower().startswith("srgb"):  # not "Linear sRGB"
             return None
         input_mode = {"RGBA": "RGB", "LA": "L"}.get(image.mode, image.mode)
         return ImageCms.buildTransform(profile, _SRGB, input_mode, "RGB")

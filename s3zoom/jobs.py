@@ -36,6 +36,8 @@ SOURCE_ETAG = "lambdazoom-source-etag"
 SOURCE_VERSION = "lambdazoom-source-version"
 SETTINGS = "lambdazoom-settings"
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
+SCRATCH_PREFIX = "lambdazoom-"
+STALE_SCRATCH_SECONDS = 900  # Lambda's longest run: an older scratch folder belongs to no live invocation
 
 
 class PermanentFailure(Exception):
@@ -82,10 +84,11 @@ def convert(bucket: str, key: str) -> dict[str, Any]:
         return {**report, "action": "skipped", "reason": "pyramid already up to date"}
     size = source["ContentLength"]
     report["bytes"] = size
+    _remove_stale_scratch()
     _check_scratch_space(size)
 
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="lambdazoom-", dir=config.TMP_DIR) as scratch:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=config.TMP_DIR) as scratch:
         path = os.path.join(scratch, "source." + extension_of(key))
         with _timed(timings, "download"):
             extra = {"VersionId": source["VersionId"]} if source.get("VersionId") else None
@@ -181,6 +184,16 @@ def _same_marker(metadata: dict[str, str], marker: dict[str, str]) -> bool:
     if marker[SOURCE_VERSION]:
         return metadata.get(SOURCE_VERSION) == marker[SOURCE_VERSION]
     return metadata.get(SOURCE_ETAG) == marker[SOURCE_ETAG]
+
+
+def _remove_stale_scratch() -> None:
+    """Scratch folders of invocations that timed out: Lambda kills them before ``finally`` runs,
+    and a warm container keeps its /tmp."""
+    cutoff = time.time() - STALE_SCRATCH_SECONDS
+    with os.scandir(config.TMP_DIR) as entries:
+        for entry in entries:
+            if entry.name.startswith(SCRATCH_PREFIX) and entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _check_scratch_space(size: int) -> None:

@@ -265,3 +265,19 @@ def test_delete_after_a_crash_before_the_descriptor_removes_the_tiles(s3, monkey
     s3.delete_object(Bucket=SOURCE_BUCKET, Key="half.jpg")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "half.jpg", "ObjectRemoved:Delete"), None)["done"] == 1
     assert keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_scratch_left_by_a_timed_out_invocation_is_removed(s3, lambda_config):
+    import os
+    import time
+
+    stale = lambda_config / "lambdazoom-killed"
+    (stale / "big").mkdir(parents=True)
+    (stale / "big" / "source.jpg").write_bytes(b"x" * 1000)
+    old = time.time() - jobs.STALE_SCRATCH_SECONDS - 60
+    os.utime(stale, (old, old))
+    recent = lambda_config / "lambdazoom-running"  # another conversion still at work
+    recent.mkdir()
+    upload_image(s3, SOURCE_BUCKET, "next.jpg", sample_image(30, 30))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "next.jpg"), None)["done"] == 1
+    assert sorted(path.name for path in lambda_config.iterdir()) == ["lambdazoom-running"]
