@@ -48,7 +48,8 @@ _SWAPS_AXES = {
 _DEEP_MODES = {"I", "F"}  # and every "I;16..." variant
 _ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
 _GREY_MODES = {"1", "L", "LA", "La"}
-_ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA"}
+_ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA", "P", "PA"}
+_ICC_INPUT_MODE = {"RGBA": "RGB", "LA": "L", "P": "RGB", "PA": "RGB"}  # alpha goes round the transform
 _SRGB = ImageCms.createProfile("sRGB")
 _pillow_limit_lock = threading.Lock()
 
@@ -125,6 +126,8 @@ class SourceImage:
             alpha = band.getchannel("A")
             band = band.convert(band.mode[:-1])
         if self.icc_transform is not None:
+            if band.mode != self.icc_transform.input_mode:  # a palette image's colours
+                band = band.convert(self.icc_transform.input_mode)
             band = ImageCms.applyTransform(band, self.icc_transform)
         if band.mode != "RGB":
             band = band.convert("RGB")
@@ -207,8 +210,7 @@ def _icc_transform_for(image: Image.Image) -> ImageCms.ImageCmsTransform | None:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
         if ImageCms.getProfileDescription(profile).strip().lower().startswith("srgb"):  # not "Linear sRGB"
             return None
-        input_mode = {"RGBA": "RGB", "LA": "L"}.get(image.mode, image.mode)
-        return ImageCms.buildTransform(profile, _SRGB, input_mode, "RGB")
+        return ImageCms.buildTransform(profile, _SRGB, _ICC_INPUT_MODE.get(image.mode, image.mode), "RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as error:
         log.warning("ignoring unusable ICC profile: %s", error)
         return None

@@ -220,3 +220,15 @@ def test_la_premultiplied_mode_is_accepted(tmp_path):
     source = SourceImage(image, None, None, None, has_alpha=True)
     (band,) = list(source.bands(10, None))
     assert band.mode == "RGBA" and band.size == (20, 10)
+
+
+def test_palette_image_with_an_icc_profile(tmp_path):
+    p3 = vips_profile("p3")
+    palette = sample_image(WIDTH, HEIGHT, "P")
+    source = save_with(tmp_path, palette, "wide-palette.png", icc_profile=p3)
+    expected = ImageCms.profileToProfile(
+        palette.convert("RGB"), ImageCms.ImageCmsProfile(io.BytesIO(p3)), SRGB, outputMode="RGB"
+    )
+    actual = top_level(source, tmp_path / "out")
+    assert psnr(actual, palette.convert("RGB")) < 40, "the profile must change the pixels"
+    assert_same(actual, expected)
