@@ -88,18 +88,18 @@ class SourceImage:
         Alpha is kept unless ``flatten_onto`` names a colour to composite onto.
         An image that needs no change is handed out whole, with no copy.
         """
-        if self._needs_no_change(flatten_onto):
+        if self._needs_no_change():
             yield self.image
             return
-        width, full_height = self.size
+        full_height = self.size[1]
         for top in range(0, full_height, height):
             band = self.image.crop(self._stored_box(top, min(top + height, full_height)))
             if self.transpose is not None:
                 band = band.transpose(self.transpose)
             yield self._normalise(band, flatten_onto)
 
-    def _needs_no_change(self, flatten_onto: tuple[int, int, int] | None) -> bool:
-        plain = self.image.mode == "RGB" and not self.has_alpha
+    def _needs_no_change(self) -> bool:
+        plain = self.image.mode == "RGB" and not self.has_alpha  # so there is no alpha to flatten either
         return plain and self.transpose is None and self.icc_transform is None
 
     def _stored_box(self, top: int, bottom: int) -> tuple[int, int, int, int]:

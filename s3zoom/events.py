@@ -12,8 +12,6 @@ class S3Record:
     event_name: str  # e.g. "ObjectCreated:Put"
     bucket: str
     key: str  # decoded: S3 sends "a b.jpg" as "a+b.jpg"
-    etag: str | None = None
-    version_id: str | None = None
 
     @property
     def created(self) -> bool:
@@ -39,8 +37,6 @@ def s3_records(event: Any) -> list[S3Record]:
                 event_name=str(record.get("eventName", "")),
                 bucket=str((s3.get("bucket") or {}).get("name", "")),
                 key=unquote_plus(str(obj.get("key", ""))),
-                etag=obj.get("eTag"),
-                version_id=obj.get("versionId"),
             )
         )
     return found

@@ -24,6 +24,7 @@ from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
 from helpers import keys_in, sample_image, upload_image
 from localaws.proxy import FaultyProxy
 from localaws.server import LocalS3
+from s3zoom.keys import PyramidKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,12 +73,7 @@ def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
 
 
 def expected_keys(name: str, width: int, height: int) -> list[str]:
-    tiles = {
-        deepzoom.tile_path(name, level, column, row, "jpg")
-        for level in range(deepzoom.DeepZoomGeometry(width, height).level_count)
-        for column, row, _ in deepzoom.DeepZoomGeometry(width, height).tiles(level)
-    }
-    return sorted([f"{name}.dzi", *tiles])
+    return sorted([f"{name}.dzi", *PyramidKeys(name).tiles(deepzoom.DeepZoomGeometry(width, height), "jpg")])
 
 
 def test_s3_sends_a_test_event_that_is_ignored(stack):

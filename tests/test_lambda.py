@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
