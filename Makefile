@@ -1,11 +1,14 @@
-# One command each: `make test`, `make bench`, `make bench-upload` set up .venv themselves.
-# The Lambda runtime is python3.13, so the virtualenv is built with it
-# (from PATH or pyenv); override with `make PYTHON=/path/to/python3.x`.
+# One command each: `make demo`, `make test`, `make bench`, `make bench-upload` set up what they need.
+# Two virtualenvs, both built with python3.13, the Lambda runtime (from PATH or pyenv; override with
+# `make PYTHON=/path/to/python3.x`): .venv for tests, benchmarks and the demo; .venv-lambda holds only
+# requirements.txt, and is the one Zappa packages from (`make package`, or activate it and run zappa).
 PYTHON ?= $(firstword $(foreach candidate,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13),$(shell $(candidate) -c 'import sys; print("$(candidate)")' 2>/dev/null)))
 VENV := .venv
 BIN := $(VENV)/bin
+LAMBDA_VENV := .venv-lambda
+STAGE ?= dev
 
-.PHONY: test bench bench-upload clean
+.PHONY: test bench bench-upload package clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "python3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -15,8 +18,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-test: $(VENV)/.installed
+$(LAMBDA_VENV)/.installed: requirements.txt
+	@test -n "$(PYTHON)" || { echo "python3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
+	test -x $(LAMBDA_VENV)/bin/python || $(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+test: $(VENV)/.installed $(LAMBDA_VENV)/.installed
 	$(BIN)/python -m pytest
+
+package: $(LAMBDA_VENV)/.installed
+	VIRTUAL_ENV=$(abspath $(LAMBDA_VENV)) PATH=$(abspath $(LAMBDA_VENV))/bin:$$PATH zappa package $(STAGE) -o lambdazoom-$(STAGE).zip
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.tiler
@@ -25,4 +37,4 @@ bench-upload: $(VENV)/.installed
 	$(BIN)/python -m bench.upload_path
 
 clean:
-	rm -rf $(VENV) bench/.cache
+	rm -rf $(VENV) $(LAMBDA_VENV) bench/.cache

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import re
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
 from PIL import Image, ImageChops, ImageStat
 
 import deepzoom
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from deepzoom.dzi import read_descriptor
 
 TILE = re.compile(r"(\d+)/(\d+)_(\d+)\.(\w+)$")
@@ -78,7 +83,9 @@ def keys_in(client: Any, bucket: str, prefix: str = "") -> list[str]:
     return sorted(found)
 
 
-def upload_image(client: Any, bucket: str, key: str, image: Image.Image, image_format: str = "JPEG", **options: Any) -> bytes:
+def upload_image(
+    client: Any, bucket: str, key: str, image: Image.Image, image_format: str = "JPEG", **options: Any
+) -> bytes:
     """Save ``image`` in ``image_format`` and put it at ``key``; returns the bytes."""
     import io
 
@@ -116,8 +123,62 @@ def grey_icc_profile(gamma: float = 2.2) -> bytes:
         body += data
     size = offset + len(body)
     header = (
-        struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntr" + b"GRAY" + b"XYZ "
-        + bytes(12) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8) + struct.pack(">I", 0) + white + bytes(4 + 16 + 28)
+        struct.pack(">I", size)
+        + bytes(4)
+        + struct.pack(">I", 0x02100000)
+        + b"mntr"
+        + b"GRAY"
+        + b"XYZ "
+        + bytes(12)
+        + b"acsp"
+        + bytes(4 + 4 + 4 + 4 + 8)
+        + struct.pack(">I", 0)
+        + white
+        + bytes(4 + 16 + 28)
     )
     assert len(header) == 128
     return header + table + body
+
+
+class Stack:
+    """Buckets and a queue on a local S3; ``next_event()`` is the next event S3 sent."""
+
+    def __init__(self, endpoint_url: str, source_bucket: str = SOURCE_BUCKET, zoom_bucket: str = ZOOM_BUCKET) -> None:
+        self.endpoint_url = endpoint_url
+        self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
+        self.s3.create_bucket(Bucket=source_bucket)
+        self.s3.create_bucket(Bucket=zoom_bucket)
+        self.queue = self.sqs.create_queue(QueueName="lambdazoom-events")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.s3.put_bucket_notification_configuration(
+            Bucket=source_bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
+            },
+        )
+        self.s3_event_kinds = self.drain()  # S3 sends an s3:TestEvent when notifications are set up
+
+    def drain(self) -> list[dict[str, Any]]:
+        found = []
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def next_event(self) -> dict[str, Any]:
+        (event,) = self.drain()
+        return event
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip a test whose outside tool is missing, saying why; under CI (LAMBDAZOOM_STRICT=1) fail instead."""
+    if condition:
+        return
+    if os.environ.get("LAMBDAZOOM_STRICT"):
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -99,9 +99,7 @@ def test_tiles_cover_each_level_and_stay_inside_it(width, height, tiling):
 
 def test_tile_count_sums_every_level():
     geometry = DeepZoomGeometry(16920, 9516)
-    assert geometry.tile_count == sum(
-        len(list(geometry.tiles(level))) for level in range(geometry.level_count)
-    )
+    assert geometry.tile_count == sum(len(list(geometry.tiles(level))) for level in range(geometry.level_count))
     assert geometry.tile_grid(geometry.max_level) == (67, 38)
 
 

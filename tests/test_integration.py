@@ -12,56 +12,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 import config
 import deepzoom
 import lambdazoom
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
-from helpers import keys_in, sample_image, upload_image
+from helpers import Stack, keys_in, sample_image, upload_image
 from localaws.proxy import FaultyProxy
 from localaws.server import LocalS3
 from s3zoom.keys import PyramidKeys
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Stack:
-    """Buckets and a queue on a local S3; ``next_event()`` is the next event S3 sent."""
-
-    def __init__(self, endpoint_url: str) -> None:
-        self.endpoint_url = endpoint_url
-        self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
-        self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
-        self.s3.create_bucket(Bucket=SOURCE_BUCKET)
-        self.s3.create_bucket(Bucket=ZOOM_BUCKET)
-        self.queue = self.sqs.create_queue(QueueName="lambdazoom-events")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.s3.put_bucket_notification_configuration(
-            Bucket=SOURCE_BUCKET,
-            NotificationConfiguration={
-                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
-            },
-        )
-        self.s3_event_kinds = self.drain()  # S3 sends an s3:TestEvent when notifications are set up
-
-    def drain(self) -> list[dict[str, Any]]:
-        found = []
-        while True:
-            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = answer.get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
-
-    def next_event(self) -> dict[str, Any]:
-        (event,) = self.drain()
-        return event
 
 
 @pytest.fixture
@@ -140,7 +103,9 @@ def test_cli_converts_one_object(stack, lambda_config):
         "TMP_DIR": str(lambda_config),
     }
     run = [sys.executable, "-m", "lambdazoom", "convert"]
-    good = subprocess.run([*run, f"s3://{SOURCE_BUCKET}/cli/one.jpg"], env=env, cwd=ROOT, capture_output=True, text=True)
+    good = subprocess.run(
+        [*run, f"s3://{SOURCE_BUCKET}/cli/one.jpg"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stderr.strip().splitlines()[-1])["action"] == "converted"
     assert keys_in(stack.s3, ZOOM_BUCKET) == expected_keys("cli/one", 300, 200)
