@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LAMBDA_VENV := .venv-lambda
 STAGE ?= dev
 
-.PHONY: test bench bench-upload package clean
+.PHONY: demo test bench bench-upload bench-sizing package clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "python3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -24,7 +24,15 @@ $(LAMBDA_VENV)/.installed: requirements.txt
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-test: $(VENV)/.installed $(LAMBDA_VENV)/.installed
+# OpenSeadragon for the demo's viewer, at the version package-lock.json pins.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# `make demo IMAGES="a.jpg b.tif"` shows your own images; PORT sets the viewer's port.
+demo: $(VENV)/.installed node_modules/.package-lock.json
+	$(BIN)/python -m lambdazoom demo $(IMAGES) --port $(or $(PORT),8000)
+
+test: $(VENV)/.installed $(LAMBDA_VENV)/.installed node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
 package: $(LAMBDA_VENV)/.installed
@@ -36,5 +44,8 @@ bench: $(VENV)/.installed
 bench-upload: $(VENV)/.installed
 	$(BIN)/python -m bench.upload_path
 
+bench-sizing: $(VENV)/.installed
+	$(BIN)/python -m bench.sizing
+
 clean:
-	rm -rf $(VENV) $(LAMBDA_VENV) bench/.cache
+	rm -rf $(VENV) $(LAMBDA_VENV) node_modules bench/.cache

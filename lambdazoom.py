@@ -3,6 +3,7 @@
 Zappa calls :func:`handler` with each S3 event. From a shell, the same path::
 
     python -m lambdazoom convert s3://BUCKET/KEY
+    python -m lambdazoom demo [IMAGE ...]    # on a local S3, with a viewer (needs requirements-dev.txt)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import config
@@ -102,8 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="convert one object, as the Lambda function would")
     convert.add_argument("url", type=parse_s3_url, help="s3://BUCKET/KEY")
+    demo = commands.add_parser("demo", help="convert images on a local S3 and show them in OpenSeadragon")
+    demo.add_argument("images", nargs="*", type=Path, help="image files (default: a picture the demo makes)")
+    demo.add_argument("--host", default="127.0.0.1", help="the viewer's address (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="the viewer's port (default: 8000; 0 picks a free one)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)  # "lambdazoom" logs at LOG_LEVEL
+    logging.basicConfig(
+        level=logging.WARNING, format="%(message)s", stream=sys.stderr
+    )  # "lambdazoom" logs at LOG_LEVEL
+    if args.command == "demo":
+        from demo import run_demo  # the local S3 behind it is a development dependency
+
+        run_demo(args.images, args.host, args.port)
+        return 0
     bucket, key = args.url
     outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key))
     return 0 if outcome != "failed" else (2 if error else 1)

@@ -1,7 +1,7 @@
 """The benchmark images, built from Debian's mate-backgrounds package and cached in bench/.cache.
 
-``Elephants_5640x3172.jpg`` is a scanned painting (18 MP); the 161 MP image is
-a 3x3 mosaic of it, mirrored so that every seam is continuous.
+``Elephants_5640x3172.jpg`` is a scanned painting (18 MP); larger images are
+mosaics of it (3x3 is 161 MP, 6x6 is 645 MP), mirrored so that every seam is continuous.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from PIL import Image
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 PAINTING = "Elephants_5640x3172.jpg"
-MOSAIC = "Elephants_mosaic_16920x9516.jpg"
 
 
 def painting() -> Path:
@@ -35,25 +34,25 @@ def painting() -> Path:
     return target
 
 
-def mosaic() -> Path:
-    """The 161 MP mirrored 3x3 mosaic of the painting, saved as JPEG quality 90."""
-    target = CACHE / MOSAIC
-    if target.exists():
-        return target
+def mosaic(repeat: int = 3) -> Path:
+    """A ``repeat`` x ``repeat`` mirrored mosaic of the painting, saved as JPEG quality 90."""
     with Image.open(painting()) as tile:
-        tile = tile.convert("RGB")
-        flipped_x = tile.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        flips = {
-            (False, False): tile,
-            (True, False): flipped_x,
-            (False, True): tile.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
-            (True, True): flipped_x.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
-        }
         width, height = tile.size
-        canvas = Image.new("RGB", (3 * width, 3 * height))
-        for row in range(3):
-            for column in range(3):
-                canvas.paste(flips[column % 2 == 1, row % 2 == 1], (column * width, row * height))
+        target = CACHE / f"Elephants_mosaic_{repeat * width}x{repeat * height}.jpg"
+        if target.exists():
+            return target
+        tile = tile.convert("RGB")
+    flipped_x = tile.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    flips = {
+        (False, False): tile,
+        (True, False): flipped_x,
+        (False, True): tile.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        (True, True): flipped_x.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+    }
+    canvas = Image.new("RGB", (repeat * width, repeat * height))
+    for row in range(repeat):
+        for column in range(repeat):
+            canvas.paste(flips[column % 2 == 1, row % 2 == 1], (column * width, row * height))
     partial = target.with_suffix(".partial")
     canvas.save(partial, "JPEG", quality=90)
     partial.replace(target)

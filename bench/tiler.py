@@ -68,7 +68,9 @@ def report(source: Path, results: dict[str, Measurement]) -> list[str]:
         )
     ours = results["lambdazoom"]
     if "deepzoom.py" in results:
-        lines.append(f"lambdazoom is {results['deepzoom.py'].wall / ours.wall:.1f}x faster than the deepzoom.py algorithm")
+        lines.append(
+            f"lambdazoom is {results['deepzoom.py'].wall / ours.wall:.1f}x faster than the deepzoom.py algorithm"
+        )
     return lines
 
 

@@ -15,33 +15,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import boto3
 
 from . import corpus
+from .locals3 import empty_bucket, local_s3
 from .measure import Measurement, measure, process_cpu
 from .upload_methods import METHODS
 
 SOURCE_BUCKET = "bench-source"
 LATENCY = 0.030
-
-
-@contextmanager
-def local_s3(latency: float) -> Iterator[dict]:
-    """A local S3 in child processes: its URLs, and the pids whose CPU is the server's."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "localaws", "--latency", str(latency)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        yield json.loads(server.stdout.readline())
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str, s3) -> dict[str, float]:  # noqa: ANN001
@@ -51,12 +35,9 @@ def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str,
     result: Measurement = measure([sys.executable, "-m", "bench.upload_methods", method, SOURCE_BUCKET, key, zoom], env)
     server_cpu = sum(process_cpu(pid) for pid in server_pids) - server_before
     counts = json.loads(result.output.strip().splitlines()[-1])
-    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=zoom) for item in page.get("Contents", [])]
-    stored = len(keys)
+    stored = empty_bucket(s3, zoom)
     if stored != counts["puts"]:
         raise RuntimeError(f"{method}: {counts['puts']} objects put but {stored} in the bucket")
-    for start in range(0, stored, 1000):  # every run starts from the same server state
-        s3.delete_objects(Bucket=zoom, Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True})
     return {
         "wall": result.wall,
         "cpu": result.cpu,
@@ -86,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             for index, method in enumerate(methods):
                 zoom = f"bench-zoom-{round_number}-{index}"
                 results[method].append(run(method, urls["endpoint"], urls["pids"], source.name, zoom, s3))
-    medians = {name: {field: statistics.median(r[field] for r in runs) for field in runs[0]} for name, runs in results.items()}
+    medians = {
+        name: {field: statistics.median(r[field] for r in runs) for field in runs[0]} for name, runs in results.items()
+    }
     print(f"\n{source.name}, S3 behind +{LATENCY * 1000:.0f} ms a request, {args.rounds} rounds, medians")
-    print("| path | wall s | each run s | client CPU s | client CPU ms per PUT | server CPU s | peak RSS MB | objects | wall vs dzsave path |")
+    print(
+        "| path | wall s | each run s | client CPU s | client CPU ms per PUT | server CPU s | peak RSS MB | objects | wall vs dzsave path |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = medians["dzsave + 10 threads"]["wall"]
     for name, m in medians.items():

@@ -16,14 +16,18 @@ from .pyramid import write_pyramid
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = TileSettings()
-    parser = argparse.ArgumentParser(prog="python -m deepzoom", description="Write a Deep Zoom (DZI) pyramid of SRC into OUTDIR.")
+    parser = argparse.ArgumentParser(
+        prog="python -m deepzoom", description="Write a Deep Zoom (DZI) pyramid of SRC into OUTDIR."
+    )
     parser.add_argument("src", type=Path, help="image file (JPEG, PNG, TIFF, WebP, GIF, BMP, HEIC)")
     parser.add_argument("outdir", type=Path, help="folder for NAME.dzi and NAME_files/")
     parser.add_argument("--tile-size", type=int, default=defaults.tile_size)
     parser.add_argument("--overlap", type=int, default=defaults.overlap)
     parser.add_argument("--format", default=defaults.format, choices=sorted([*FORMATS, "jpeg"]))
     parser.add_argument("--quality", type=int, default=defaults.quality, help="JPEG/WebP quality, 1-100")
-    parser.add_argument("--background", default=defaults.background, help="colour that alpha is flattened onto for JPEG")
+    parser.add_argument(
+        "--background", default=defaults.background, help="colour that alpha is flattened onto for JPEG"
+    )
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     parser.add_argument("--name", help="output name (default: SRC without its extension)")
     parser.add_argument("--workers", type=int, default=4, help="threads that encode and write tiles")
@@ -43,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count
     with tqdm(total=total, unit="tile", disable=None, file=sys.stderr) as bar:
         try:
-            stats = write_pyramid(image, DirectorySink(args.outdir), name, settings, workers=args.workers, progress=bar.update)
+            stats = write_pyramid(
+                image, DirectorySink(args.outdir), name, settings, workers=args.workers, progress=bar.update
+            )
         except OSError as error:
             print(f"deepzoom: {args.outdir}: {error}", file=sys.stderr)
             return 1

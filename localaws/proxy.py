@@ -111,7 +111,9 @@ class FaultyProxy:
                 if fault == "drop":
                     break
                 if fault == "fail":
-                    writer.write(_response(b"HTTP/1.1 503 Slow Down", [(b"Content-Type", b"application/xml")], SLOW_DOWN))
+                    writer.write(
+                        _response(b"HTTP/1.1 503 Slow Down", [(b"Content-Type", b"application/xml")], SLOW_DOWN)
+                    )
                 else:
                     writer.write(await self._forward(head, body, method == b"HEAD"))
                 await writer.drain()

@@ -62,7 +62,12 @@ class DirectPut:
         self._credentials = session().get_credentials()
         tls = {"ca_certs": get_cert_path(True)} if parts.scheme == "https" else {}
         self._pool = urllib3.connection_from_url(
-            self._origin, maxsize=pool_size, block=False, timeout=urllib3.Timeout(connect=10, read=60), retries=False, **tls
+            self._origin,
+            maxsize=pool_size,
+            block=False,
+            timeout=urllib3.Timeout(connect=10, read=60),
+            retries=False,
+            **tls,
         )
 
     def put(self, key: str, data: bytes, headers: Mapping[str, str]) -> None:

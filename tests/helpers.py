@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -10,12 +9,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
 import deepzoom
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from deepzoom.dzi import read_descriptor
 
 TILE = re.compile(r"(\d+)/(\d+)_(\d+)\.(\w+)$")
@@ -138,41 +135,6 @@ def grey_icc_profile(gamma: float = 2.2) -> bytes:
     )
     assert len(header) == 128
     return header + table + body
-
-
-class Stack:
-    """Buckets and a queue on a local S3; ``next_event()`` is the next event S3 sent."""
-
-    def __init__(self, endpoint_url: str, source_bucket: str = SOURCE_BUCKET, zoom_bucket: str = ZOOM_BUCKET) -> None:
-        self.endpoint_url = endpoint_url
-        self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
-        self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
-        self.s3.create_bucket(Bucket=source_bucket)
-        self.s3.create_bucket(Bucket=zoom_bucket)
-        self.queue = self.sqs.create_queue(QueueName="lambdazoom-events")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.s3.put_bucket_notification_configuration(
-            Bucket=source_bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
-            },
-        )
-        self.s3_event_kinds = self.drain()  # S3 sends an s3:TestEvent when notifications are set up
-
-    def drain(self) -> list[dict[str, Any]]:
-        found = []
-        while True:
-            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = answer.get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
-
-    def next_event(self) -> dict[str, Any]:
-        (event,) = self.drain()
-        return event
 
 
 def require(condition: bool, reason: str) -> None:

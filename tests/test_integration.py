@@ -19,8 +19,9 @@ import config
 import deepzoom
 import lambdazoom
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
-from helpers import Stack, keys_in, sample_image, upload_image
+from helpers import keys_in, sample_image, upload_image
 from localaws.proxy import FaultyProxy
+from localaws.buckets import WatchedBuckets
 from localaws.server import LocalS3
 from s3zoom.keys import PyramidKeys
 
@@ -28,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WatchedBuckets]:
     with LocalS3() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
         forget_clients()
-        yield Stack(server.endpoint_url)
+        yield WatchedBuckets(server.endpoint_url, SOURCE_BUCKET, ZOOM_BUCKET)
 
 
 def expected_keys(name: str, width: int, height: int) -> list[str]:
@@ -40,7 +41,7 @@ def expected_keys(name: str, width: int, height: int) -> list[str]:
 
 
 def test_s3_sends_a_test_event_that_is_ignored(stack):
-    (test_event,) = stack.s3_event_kinds
+    (test_event,) = stack.setup_events
     assert test_event["Event"] == "s3:TestEvent"
     assert lambdazoom.handler(test_event, None) == {"done": 0, "skipped": 0, "failed": 0}
 

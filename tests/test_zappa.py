@@ -19,8 +19,9 @@ from typing import Any
 
 import boto3
 import pytest
-from helpers import Stack, keys_in, require, sample_image, upload_image
+from helpers import keys_in, require, sample_image, upload_image
 
+from localaws.buckets import WatchedBuckets
 from localaws.server import LocalS3
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ def least_privilege() -> list[dict[str, Any]]:
 
 
 def test_the_packaged_function_converts_an_event_s3_sent(package, local_aws, tmp_path):
-    stack = Stack(local_aws, SOURCE_BUCKET, ZOOM_BUCKET)
+    stack = WatchedBuckets(local_aws, SOURCE_BUCKET, ZOOM_BUCKET)
     upload_image(stack.s3, SOURCE_BUCKET, "uploads/first light.jpg", sample_image(700, 500))
     event = stack.next_event()
     task = tmp_path / "task"

@@ -1,0 +1,69 @@
+"""The demo's two pages: a list of the converted images, and an OpenSeadragon viewer for one."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+
+_STYLE = """
+  html, body { margin: 0; height: 100%; background: #15171c; color: #e8e8e8; font: 15px system-ui, sans-serif; }
+  a { color: #8fc1ff; }
+  header { height: 44px; display: flex; align-items: center; gap: 1.5em; padding: 0 1em; }
+  #viewer { position: absolute; top: 44px; bottom: 0; left: 0; right: 0; }
+  ul { list-style: none; padding: 0 1em; display: flex; flex-wrap: wrap; gap: 1em; }
+  li { width: 260px; }
+  li img { display: block; max-width: 254px; max-height: 254px; background: #000; }
+  .failed { color: #ff9b8f; }
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One uploaded image: its pyramid's public URLs, or why it has none."""
+
+    key: str
+    descriptor_url: str | None = None
+    thumbnail_url: str | None = None
+    size: tuple[int, int] | None = None
+    problem: str | None = None
+
+
+def _page(title: str, body: str, head: str = "") -> bytes:
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style>{head}</head>\n<body>\n{body}\n</body></html>\n"
+    ).encode()
+
+
+def index_page(entries: list[Entry]) -> bytes:
+    items = []
+    for number, entry in enumerate(entries):
+        name = html.escape(entry.key)
+        if entry.descriptor_url is None:
+            items.append(f'<li class="failed">{name}: no pyramid ({html.escape(entry.problem or "")})</li>')
+            continue
+        width, height = entry.size or (0, 0)
+        items.append(
+            f'<li><a href="/view/{number}"><img src="{html.escape(entry.thumbnail_url or "")}" alt="">{name}</a>'
+            f"<br>{width} x {height} px</li>"
+        )
+    body = f"<header><b>LambdaZoom demo</b><span>{len(entries)} image(s)</span></header>\n<ul>{''.join(items)}</ul>"
+    return _page("LambdaZoom demo", body)
+
+
+def viewer_page(entry: Entry) -> bytes:
+    """OpenSeadragon reading the pyramid from the zoom bucket; ``window.viewer`` for scripts and tests."""
+    options = {
+        "id": "viewer",
+        "prefixUrl": "/openseadragon/images/",
+        "tileSources": entry.descriptor_url,
+        "showNavigator": True,
+    }
+    script = json.dumps(options).replace("</", "<\\/")
+    body = (
+        f'<header><a href="/">All images</a><span>{html.escape(entry.key)}</span></header>\n<div id="viewer"></div>\n'
+        f'<script src="/openseadragon/openseadragon.min.js"></script>\n'
+        f"<script>window.viewer = OpenSeadragon({script});</script>"
+    )
+    return _page(entry.key, body)

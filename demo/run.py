@@ -1,0 +1,89 @@
+"""Put images through the real handler on a local S3, then serve the viewer until interrupted."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import config
+import lambdazoom
+from deepzoom import tile_path
+from deepzoom.dzi import read_descriptor
+from demo.buckets import open_to_browsers
+from demo.pages import Entry
+from demo.sample import sample_picture
+from demo.web import VIEWER_FILES, viewer_server
+from localaws.buckets import WatchedBuckets
+from localaws.server import LocalS3
+from s3zoom.keys import PyramidKeys
+
+SOURCE_BUCKET = "lambdazoom-source"
+SAMPLE_KEY = "samples/mandelbrot set.jpg"  # a folder and a space, as people name things
+
+
+def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Convert ``images`` (or the demo's own picture), print the viewer's URL, serve until Ctrl-C."""
+    if not (VIEWER_FILES / "openseadragon.min.js").is_file():
+        raise SystemExit(f"OpenSeadragon is not installed in {VIEWER_FILES}: run `npm ci` (or `make demo`)")
+    missing = [str(image) for image in images if not image.is_file()]
+    if missing:
+        raise SystemExit(f"no such file: {', '.join(missing)}")
+    # Only the local S3 is ever asked, so no real credentials are looked up (or used).
+    os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION="us-east-1")
+    with LocalS3() as s3_server, tempfile.TemporaryDirectory(prefix="lambdazoom-demo-") as scratch:
+        os.environ["AWS_ENDPOINT_URL"] = s3_server.endpoint_url
+        buckets = WatchedBuckets(s3_server.endpoint_url, SOURCE_BUCKET, config.S3_ZOOM_BUCKET)
+        open_to_browsers(buckets.s3, config.S3_ZOOM_BUCKET)
+        print(f"Local S3 at {s3_server.endpoint_url}: s3://{SOURCE_BUCKET} -> s3://{config.S3_ZOOM_BUCKET}", flush=True)
+        uploads = _uploads(images, Path(scratch))
+        entries = [_convert(buckets, path, key) for key, path in uploads.items()]
+        server = viewer_server(entries, host, port)
+        print(f"Viewer: http://{host}:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+def _uploads(images: list[Path], scratch: Path) -> dict[str, Path]:
+    """Source key for each file: its name, or a numbered folder when two share a name."""
+    if not images:
+        sample = scratch / "sample.jpg"
+        sample_picture().save(sample, quality=92)
+        return {SAMPLE_KEY: sample}
+    keys: dict[str, Path] = {}
+    for number, image in enumerate(images, 1):
+        key = image.name if image.name not in keys else f"{number}/{image.name}"
+        keys[key] = image
+    return keys
+
+
+def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
+    """Upload, then hand the handler the event S3 sent for it, as Lambda would."""
+    buckets.s3.upload_file(str(path), buckets.source_bucket, key)
+    started = time.perf_counter()
+    try:
+        lambdazoom.handler(buckets.next_event(), None)
+    except lambdazoom.RetryableFailure as failure:
+        print(f"{key}: {failure}", file=sys.stderr)
+    pyramid = PyramidKeys.for_source(key, config.DEST_PREFIX)
+    try:
+        descriptor = buckets.s3.get_object(Bucket=buckets.zoom_bucket, Key=pyramid.descriptor)["Body"].read()
+    except buckets.s3.exceptions.NoSuchKey:
+        return Entry(key, problem="the log above says why")
+    print(f"{key}: pyramid ready in {time.perf_counter() - started:.1f} s", flush=True)
+    geometry, extension = read_descriptor(descriptor)
+    thumbnail_level = max(level for level in range(geometry.level_count) if geometry.tile_grid(level) == (1, 1))
+    base = f"{buckets.endpoint_url}/{buckets.zoom_bucket}/"
+    return Entry(
+        key,
+        descriptor_url=base + quote(pyramid.descriptor),
+        thumbnail_url=base + quote(tile_path(pyramid.name, thumbnail_level, 0, 0, extension)),
+        size=(geometry.width, geometry.height),
+    )

@@ -1,0 +1,53 @@
+"""A source bucket that reports its changes to an SQS queue, and a zoom bucket, on a local S3.
+
+moto delivers S3 notifications to SQS without Docker (to Lambda it would need Docker), so the
+queue is how tests and the demo get the very events S3 produces and hand them to the handler.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+
+class WatchedBuckets:
+    """Both buckets and the queue; ``next_event()`` is the next event S3 sent."""
+
+    def __init__(self, endpoint_url: str, source_bucket: str, zoom_bucket: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.source_bucket = source_bucket
+        self.zoom_bucket = zoom_bucket
+        self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
+        self.s3.create_bucket(Bucket=source_bucket)
+        self.s3.create_bucket(Bucket=zoom_bucket)
+        self.queue = self.sqs.create_queue(QueueName="lambdazoom-events")["QueueUrl"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]
+        self.s3.put_bucket_notification_configuration(
+            Bucket=source_bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": attributes["QueueArn"], "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+                ]
+            },
+        )
+        self.setup_events = self.drain()  # S3 sends an s3:TestEvent when notifications are set up
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every event waiting in the queue, oldest first."""
+        found = []
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def next_event(self) -> dict[str, Any]:
+        """The one event waiting (fails if there are none or several)."""
+        (event,) = self.drain()
+        return event

@@ -1,0 +1,196 @@
+"""The one-command demo, run as a user runs it, and its viewer in a real browser.
+
+The browser is Debian's chromium driven by Playwright (no browser download). The pictures the
+browser draws are compared with the source, so a blank, shifted or mis-ordered pyramid fails.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import psnr, require
+from PIL import Image
+
+from demo.buckets import ZOOM_BUCKET_CORS, public_read_policy
+from demo.sample import sample_picture
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# No sandbox (CI runs as root), no GPU, and none of the background calls to Google's hosts.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+MIN_PSNR = 25.0
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[str]:
+    """`python -m lambdazoom demo` on a free port, with the picture it makes; yields the viewer's URL."""
+    require((ROOT / "node_modules" / "openseadragon").is_dir(), "OpenSeadragon is not installed: run `npm ci`")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lambdazoom", "demo", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if line.startswith("Viewer: "):
+                yield line.split()[1]
+                return
+        pytest.fail(f"the demo stopped before serving:\n{process.stderr.read() if process.stderr else ''}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def fetch(url: str, origin: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Origin": origin} if origin else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_demo_lists_the_sample_and_its_bucket_is_open_to_browsers(demo):
+    status, _, page = fetch(demo)
+    assert status == 200
+    assert "samples/mandelbrot set.jpg" in page.decode()
+    thumbnail = re.search(r'<img src="([^"]+)"', page.decode()).group(1)
+    assert thumbnail.startswith("http://127.0.0.1:") and "/lambdazoom-zoom/samples/mandelbrot%20set_files/" in thumbnail
+    status, headers, body = fetch(thumbnail, origin=demo.rstrip("/"))  # anonymous, cross-origin, as a browser asks
+    assert status == 200, "the zoom bucket is publicly readable"
+    assert headers["Access-Control-Allow-Origin"] in ("*", demo.rstrip("/"))
+    with Image.open(io.BytesIO(body)) as tile:
+        assert max(tile.size) <= 256
+    assert fetch(demo + "view/0")[0] == 200
+    assert fetch(demo + "view/1")[0] == 404
+    assert fetch(demo + "openseadragon/openseadragon.min.js")[0] == 200
+    assert fetch(demo + "openseadragon/../../../package.json")[0] == 404
+
+
+def test_readme_tells_users_the_cors_rule_and_policy_the_demo_sets():
+    readme = (ROOT / "README.md").read_text()
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, re.DOTALL)]
+    assert ZOOM_BUCKET_CORS in blocks
+    assert public_read_policy("lambdazoom-zoom") in blocks
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(Path(CHROMIUM).is_file(), f"no chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+class TileWatch:
+    """Every tile response the page received, and every request that failed outright."""
+
+    def __init__(self, page) -> None:
+        self.statuses: dict[str, int] = {}
+        self.failures: list[str] = []
+        page.on("response", lambda response: self._seen(response.url, response.status))
+        page.on("requestfailed", lambda request: self.failures.append(f"{request.url}: {request.failure}"))
+
+    def _seen(self, url: str, status: int) -> None:
+        if "_files/" in url:
+            self.statuses[url] = status
+
+    def at_level(self, level: int) -> list[str]:
+        return [url for url in self.statuses if f"_files/{level}/" in url]
+
+    def check(self) -> None:
+        assert not self.failures, self.failures
+        bad = {url: status for url, status in self.statuses.items() if status != 200}
+        assert not bad, bad
+
+
+WAIT_FOR_TILES = """() => new Promise(resolve => {
+    const item = viewer.world.getItemAt(0);
+    const done = () => item.getFullyLoaded() && !viewer.world.needsDraw();
+    const poll = () => done() ? resolve(true) : setTimeout(poll, 50);
+    setTimeout(poll, 100);
+})"""
+
+
+def view_matches_source(page, source: Image.Image) -> float:
+    """PSNR between what the viewer shows and the same part of the source, resized alike."""
+    shown = page.evaluate(
+        """() => {
+            const vp = viewer.viewport, size = viewer.world.getItemAt(0).getContentSize();
+            const bounds = vp.viewportToImageRectangle(vp.getBoundsNoRotate(true));
+            const left = Math.max(0, bounds.x), top = Math.max(0, bounds.y);
+            const right = Math.min(size.x, bounds.x + bounds.width), bottom = Math.min(size.y, bounds.y + bounds.height);
+            const onScreen = vp.viewportToViewerElementRectangle(
+                vp.imageToViewportRectangle(new OpenSeadragon.Rect(left, top, right - left, bottom - top)));
+            return {image: [left, top, right, bottom], screen: [onScreen.x, onScreen.y, onScreen.width, onScreen.height]};
+        }"""
+    )
+    x, y, width, height = shown["screen"]
+    # Whole pixels inside the drawn area; the source box shrinks by the same fractions.
+    box = (int(x) + 1, int(y) + 1, int(x + width) - 1, int(y + height) - 1)
+    left, top, right, bottom = shown["image"]
+    scale_x, scale_y = (right - left) / width, (bottom - top) / height
+    source_box = (
+        left + (box[0] - x) * scale_x,
+        top + (box[1] - y) * scale_y,
+        left + (box[2] - x) * scale_x,
+        top + (box[3] - y) * scale_y,
+    )
+    screenshot = Image.open(io.BytesIO(page.locator("#viewer").screenshot())).convert("RGB").crop(box)
+    expected = source.resize(screenshot.size, Image.Resampling.BILINEAR, box=source_box, reducing_gap=2.0)
+    return psnr(screenshot, expected)
+
+
+def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser):
+    source = sample_picture()
+    page = browser.new_page(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
+    tiles = TileWatch(page)
+    page.goto(demo + "view/0")
+    page.wait_for_function("() => window.viewer && viewer.world.getItemCount() === 1", timeout=30_000)
+    page.evaluate("() => viewer.controls.forEach(control => control.element.style.display = 'none')")  # buttons, map
+    page.evaluate(WAIT_FOR_TILES)
+    tiles.check()
+    assert tiles.statuses, "the viewer asked for no tiles"
+    whole = view_matches_source(page, source)
+    assert whole >= MIN_PSNR, f"full view: {whole:.1f} dB"
+
+    deepest = (max(source.size) - 1).bit_length()
+    page.evaluate(
+        """() => {
+            const vp = viewer.viewport;
+            vp.zoomTo(vp.imageToViewportZoom(1.0), null, true);  // one image pixel a screen pixel
+            vp.panTo(vp.imageToViewportCoordinates(1500, 1200), true);
+        }"""
+    )
+    page.evaluate(WAIT_FOR_TILES)
+    tiles.check()
+    assert tiles.at_level(deepest), f"no tiles of the deepest level ({deepest}) were loaded"
+    close_up = view_matches_source(page, source)
+    assert close_up >= MIN_PSNR, f"deepest level: {close_up:.1f} dB"
+    page.close()
