@@ -73,6 +73,11 @@ DIRECT_UPLOADS = _switch("DIRECT_UPLOADS", True)
 S3_RETRY_MODE = _text("S3_RETRY_MODE", "adaptive")
 S3_MAX_ATTEMPTS = _number("S3_MAX_ATTEMPTS", 10)
 
+# A STEM.html beside each .dzi that shows it in OpenSeadragon, loaded from OPENSEADRAGON_URL
+# (a folder holding openseadragon.min.js and images/; pin the version).
+VIEWER_PAGES = _switch("VIEWER_PAGES", True)
+OPENSEADRAGON_URL = _text("OPENSEADRAGON_URL", "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/")
+
 # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
 TMP_DIR = _text("TMP_DIR", "/tmp")
 LOG_LEVEL = _text("LOG_LEVEL", "INFO")
@@ -90,4 +95,5 @@ def settings_fingerprint() -> str:
     """
     tiles = tile_settings()
     described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
+    described += [VIEWER_PAGES, OPENSEADRAGON_URL]
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]

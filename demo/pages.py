@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
+
+from s3zoom import page
 
 _STYLE = """
   html, body { margin: 0; height: 100%; background: #15171c; color: #e8e8e8; font: 15px system-ui, sans-serif; }
   a { color: #8fc1ff; }
   header { height: 44px; display: flex; align-items: center; gap: 1.5em; padding: 0 1em; }
-  #viewer { position: absolute; top: 44px; bottom: 0; left: 0; right: 0; }
   ul { list-style: none; padding: 0 1em; display: flex; flex-wrap: wrap; gap: 1em; }
   li { width: 260px; }
   li img { display: block; max-width: 254px; max-height: 254px; background: #000; }
@@ -25,6 +25,7 @@ class Entry:
     key: str
     descriptor_url: str | None = None
     thumbnail_url: str | None = None
+    page_url: str | None = None  # the STEM.html the function wrote beside the .dzi
     size: tuple[int, int] | None = None
     problem: str | None = None
 
@@ -46,24 +47,17 @@ def index_page(entries: list[Entry]) -> bytes:
         width, height = entry.size or (0, 0)
         items.append(
             f'<li><a href="/view/{number}"><img src="{html.escape(entry.thumbnail_url or "")}" alt="">{name}</a>'
-            f"<br>{width} x {height} px</li>"
+            f"<br>{width} x {height} px{_page_link(entry)}</li>"
         )
     body = f"<header><b>LambdaZoom demo</b><span>{len(entries)} image(s)</span></header>\n<ul>{''.join(items)}</ul>"
     return _page("LambdaZoom demo", body)
 
 
+def _page_link(entry: Entry) -> str:
+    return f' &middot; <a href="{html.escape(entry.page_url)}">its page in the bucket</a>' if entry.page_url else ""
+
+
 def viewer_page(entry: Entry) -> bytes:
-    """OpenSeadragon reading the pyramid from the zoom bucket; ``window.viewer`` for scripts and tests."""
-    options = {
-        "id": "viewer",
-        "prefixUrl": "/openseadragon/images/",
-        "tileSources": entry.descriptor_url,
-        "showNavigator": True,
-    }
-    script = json.dumps(options).replace("</", "<\\/")
-    body = (
-        f'<header><a href="/">All images</a><span>{html.escape(entry.key)}</span></header>\n<div id="viewer"></div>\n'
-        f'<script src="/openseadragon/openseadragon.min.js"></script>\n'
-        f"<script>window.viewer = OpenSeadragon({script});</script>"
-    )
-    return _page(entry.key, body)
+    """OpenSeadragon reading the pyramid from the zoom bucket, with a link back to the list."""
+    header = f'<header><a href="/">All images</a><span>{html.escape(entry.key)}</span></header>\n'
+    return page.viewer_page(entry.key, entry.descriptor_url or "", "/openseadragon/", header)

@@ -39,10 +39,13 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
         buckets = WatchedBuckets(s3_server.endpoint_url, SOURCE_BUCKET, config.S3_ZOOM_BUCKET)
         open_to_browsers(buckets.s3, config.S3_ZOOM_BUCKET)
         print(f"Local S3 at {s3_server.endpoint_url}: s3://{SOURCE_BUCKET} -> s3://{config.S3_ZOOM_BUCKET}", flush=True)
-        uploads = _uploads(images, Path(scratch))
-        entries = [_convert(buckets, path, key) for key, path in uploads.items()]
+        entries: list[Entry] = []
         server = viewer_server(entries, host, port)
-        print(f"Viewer: http://{host}:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
+        viewer_url = f"http://{host}:{server.server_address[1]}/"
+        # The STEM.html pages in the bucket load OpenSeadragon from this server, so they work offline too.
+        config.OPENSEADRAGON_URL = viewer_url + "openseadragon/"
+        entries.extend(_convert(buckets, path, key) for key, path in _uploads(images, Path(scratch)).items())
+        print(f"Viewer: {viewer_url}  (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -84,6 +87,7 @@ def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
     return Entry(
         key,
         descriptor_url=base + quote(pyramid.descriptor),
+        page_url=base + quote(pyramid.page) if config.VIEWER_PAGES else None,
         thumbnail_url=base + quote(tile_path(pyramid.name, thumbnail_level, 0, 0, extension)),
         size=(geometry.width, geometry.height),
     )

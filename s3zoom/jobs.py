@@ -26,6 +26,8 @@ import deepzoom
 
 from .clients import DirectPut, s3_client
 from .keys import PyramidKeys, extension_of, has_dot_segments, is_own_output
+from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
+from .page import viewer_page
 from .sink import S3Sink
 
 log = logging.getLogger("lambdazoom")
@@ -110,9 +112,13 @@ def convert(bucket: str, key: str) -> dict[str, Any]:
         )
         with _timed(timings, "tile_upload"):
             stats = deepzoom.write_pyramid(image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY)
+            if config.VIEWER_PAGES:
+                sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
         del image
     geometry = deepzoom.DeepZoomGeometry(stats.width, stats.height, settings.tile_size, settings.overlap)
     orphans = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
+    if not config.VIEWER_PAGES:
+        _delete(s3, [keys.page])  # one an earlier conversion may have written
     return {
         **report,
         "action": "converted",
@@ -146,7 +152,7 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
     owner = _owner(s3, keys)
     if owner is not None and owner != quote(key):
         return {**report, "action": "skipped", "reason": f"the pyramid was made from {unquote(owner)}"}
-    s3.delete_object(Bucket=config.S3_ZOOM_BUCKET, Key=keys.descriptor)
+    _delete(s3, [keys.descriptor, keys.page])
     deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
     return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
 
@@ -167,6 +173,12 @@ def _owner(s3: Any, keys: PyramidKeys) -> str | None:
         tile = next((key for key in _listed(s3, keys.files_prefix) if keys.is_tile(key)), None)
         found = _head(s3, config.S3_ZOOM_BUCKET, tile) if tile else None
     return found.get("Metadata", {}).get(SOURCE_KEY) if found else None
+
+
+def _page_for(keys: PyramidKeys) -> bytes:
+    """The viewer page, pointing at the descriptor beside it by a relative URL (works behind any host)."""
+    stem = keys.name.rsplit("/", 1)[-1]
+    return viewer_page(stem, quote(stem) + ".dzi", config.OPENSEADRAGON_URL)
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

@@ -27,6 +27,11 @@ class PyramidKeys:
         return f"{self.name}.dzi"
 
     @property
+    def page(self) -> str:
+        """The viewer page beside the descriptor."""
+        return f"{self.name}.html"
+
+    @property
     def files_prefix(self) -> str:
         return f"{self.name}_files/"
 
@@ -56,4 +61,4 @@ def is_own_output(key: str, dest_prefix: str) -> bool:
     """Could this key have been written by LambdaZoom (so converting it would loop)?"""
     if dest_prefix and key.startswith(dest_prefix):
         return True
-    return key.endswith(".dzi") or "_files/" in key
+    return key.endswith((".dzi", ".html")) or "_files/" in key

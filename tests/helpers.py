@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+import config
 import deepzoom
 from deepzoom.dzi import read_descriptor
+from s3zoom.keys import PyramidKeys
 
 TILE = re.compile(r"(\d+)/(\d+)_(\d+)\.(\w+)$")
 
@@ -144,3 +146,13 @@ def require(condition: bool, reason: str) -> None:
     if os.environ.get("LAMBDAZOOM_STRICT"):
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def pyramid_keys(name: str, width: int, height: int) -> list[str]:
+    """Every key a conversion writes for an image of that size, under the current config: the
+    descriptor, the viewer page (when on) and the tiles."""
+    settings = config.tile_settings()
+    keys = PyramidKeys(name)
+    geometry = deepzoom.DeepZoomGeometry(width, height, settings.tile_size, settings.overlap)
+    page = [keys.page] if config.VIEWER_PAGES else []
+    return sorted([keys.descriptor, *page, *keys.tiles(geometry, settings.format)])

@@ -6,6 +6,7 @@ browser draws are compared with the source, so a blank, shifted or mis-ordered p
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -85,6 +86,8 @@ def test_demo_lists_the_sample_and_its_bucket_is_open_to_browsers(demo):
     with Image.open(io.BytesIO(body)) as tile:
         assert max(tile.size) <= 256
     assert fetch(demo + "view/0")[0] == 200
+    bucket_page = re.search(r'<a href="([^"]+)">its page in the bucket</a>', page.decode()).group(1)
+    assert html.unescape(bucket_page).endswith("/lambdazoom-zoom/samples/mandelbrot%20set.html")
     assert fetch(demo + "view/1")[0] == 404
     assert fetch(demo + "openseadragon/openseadragon.min.js")[0] == 200
     assert fetch(demo + "openseadragon/../../../package.json")[0] == 404
@@ -167,11 +170,19 @@ def view_matches_source(page, source: Image.Image) -> float:
     return psnr(screenshot, expected)
 
 
-def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser):
+def viewer_url(demo: str, which: str) -> str:
+    if which == "the demo's viewer":
+        return demo + "view/0"
+    index = fetch(demo)[2].decode()
+    return html.unescape(re.search(r'<a href="([^"]+)">its page in the bucket</a>', index).group(1))
+
+
+@pytest.mark.parametrize("which", ["the demo's viewer", "STEM.html in the zoom bucket"])
+def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser, which):
     source = sample_picture()
     page = browser.new_page(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
     tiles = TileWatch(page)
-    page.goto(demo + "view/0")
+    page.goto(viewer_url(demo, which))
     page.wait_for_function("() => window.viewer && viewer.world.getItemCount() === 1", timeout=30_000)
     page.evaluate("() => viewer.controls.forEach(control => control.element.style.display = 'none')")  # buttons, map
     page.evaluate(WAIT_FOR_TILES)

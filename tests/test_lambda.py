@@ -15,17 +15,10 @@ import deepzoom
 import lambdazoom
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from deepzoom.dzi import read_descriptor
-from helpers import keys_in, sample_image, upload_image
+from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from s3zoom import jobs
 from s3zoom.events import s3_event
-from s3zoom.keys import PyramidKeys
 from s3zoom.sink import S3Sink
-
-
-def expected_tiles(name: str, width: int, height: int) -> list[str]:
-    settings = config.tile_settings()
-    geometry = deepzoom.DeepZoomGeometry(width, height, settings.tile_size, settings.overlap)
-    return sorted(PyramidKeys(name).tiles(geometry, settings.format))
 
 
 def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
@@ -38,7 +31,7 @@ def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "photos/a b.jpg"), None) == {"done": 1, "skipped": 0, "failed": 0}
 
     written = keys_in(s3, ZOOM_BUCKET)
-    assert written == sorted(["photos/a b.dzi", *expected_tiles("photos/a b", 700, 450)])
+    assert written == pyramid_keys("photos/a b", 700, 450)
     descriptor = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b.dzi")
     assert descriptor["ContentType"] == "application/xml"
     assert read_descriptor(descriptor["Body"].read())[0] == deepzoom.DeepZoomGeometry(700, 450)
@@ -47,9 +40,14 @@ def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
     assert tile["CacheControl"] == config.CACHE_CONTROL
     assert Image.open(io.BytesIO(tile["Body"].read())).size == (1 + 254 + 1, 254 + 1)  # interior column, top row
     assert descriptor["Metadata"][jobs.SETTINGS] == config.settings_fingerprint()
+    page = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b.html")
+    assert page["ContentType"] == "text/html; charset=utf-8"
+    html = page["Body"].read().decode()
+    assert '"tileSources": "a%20b.dzi"' in html, "the descriptor beside the page, by a relative URL"
+    assert f'<script src="{config.OPENSEADRAGON_URL}openseadragon.min.js">' in html
 
     (line,) = [line for line in json_lines(caplog) if line["action"] == "converted"]
-    assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 1
+    assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 2
     assert line["bytes"] > 0 and line["output_bytes"] > 0 and line["levels"] == 11
     assert set(line["seconds"]) == {"download", "decode", "tile_upload"}
 
@@ -69,7 +67,7 @@ def test_keys_are_decoded_as_s3_encodes_them(s3, key, encoded):
     upload_image(s3, SOURCE_BUCKET, key, sample_image(40, 30))
     lambdazoom.handler(event, None)
     stem = key.rsplit(".", 1)[0]
-    assert keys_in(s3, ZOOM_BUCKET) == sorted([f"{stem}.dzi", *expected_tiles(stem, 40, 30)])
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys(stem, 40, 30)
 
 
 def test_dest_prefix_and_every_record(s3, monkeypatch):
@@ -111,8 +109,18 @@ def test_changed_settings_reconvert(s3, monkeypatch):
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "img.jpg"), None)
     monkeypatch.setattr(config, "TILE_FORMAT", "png")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "img.jpg"), None)["done"] == 1
-    assert keys_in(s3, ZOOM_BUCKET) == sorted(["img.dzi", *expected_tiles("img", 300, 200)])
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("img", 300, 200)
     assert all(key.endswith(".png") for key in keys_in(s3, ZOOM_BUCKET, "img_files/"))
+
+
+def test_switching_viewer_pages_off_reconverts_and_takes_the_page_away(s3, monkeypatch):
+    upload_image(s3, SOURCE_BUCKET, "pic.jpg", sample_image(300, 200))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "pic.jpg"), None)
+    assert "pic.html" in keys_in(s3, ZOOM_BUCKET)
+    monkeypatch.setattr(config, "VIEWER_PAGES", False)
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "pic.jpg"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("pic", 300, 200)
+    assert "pic.html" not in keys_in(s3, ZOOM_BUCKET)
 
 
 def test_smaller_reupload_leaves_no_orphans(s3):
@@ -120,7 +128,7 @@ def test_smaller_reupload_leaves_no_orphans(s3):
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "map.jpg"), None)
     upload_image(s3, SOURCE_BUCKET, "map.jpg", sample_image(300, 100))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "map.jpg"), None)["done"] == 1
-    assert keys_in(s3, ZOOM_BUCKET) == sorted(["map.dzi", *expected_tiles("map", 300, 100)])
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("map", 300, 100)
     geometry, _ = read_descriptor(s3.get_object(Bucket=ZOOM_BUCKET, Key="map.dzi")["Body"].read())
     assert (geometry.width, geometry.height) == (300, 100)
 
@@ -135,7 +143,7 @@ def test_delete_event_removes_everything_in_batches(s3, monkeypatch):
     assert len(keys_in(s3, ZOOM_BUCKET, "gone_files/")) > 5 * jobs.DELETE_BATCH
     s3.delete_object(Bucket=SOURCE_BUCKET, Key="gone.png")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png", "ObjectRemoved:Delete"), None)["done"] == 1
-    assert keys_in(s3, ZOOM_BUCKET) == sorted(["gone_files/keep.dzi", *expected_tiles("gone_files/keep", 20, 20)])
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("gone_files/keep", 20, 20)
 
 
 def test_delete_event_for_an_object_that_exists_again_keeps_its_pyramid(s3):
@@ -204,7 +212,7 @@ def test_crash_mid_pyramid_publishes_nothing_and_the_retry_completes(s3, monkeyp
 
     monkeypatch.setattr(S3Sink, "put", real_put)
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "big.jpg"), None)["done"] == 1
-    assert keys_in(s3, ZOOM_BUCKET) == sorted(["big.dzi", *expected_tiles("big", 1000, 800)])
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("big", 1000, 800)
 
 
 def test_s3_errors_are_retryable(s3, monkeypatch):
