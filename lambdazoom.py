@@ -3,6 +3,7 @@
 Zappa calls :func:`handler` with each S3 event. From a shell, the same path::
 
     python -m lambdazoom convert s3://BUCKET/KEY
+    python -m lambdazoom backfill s3://BUCKET[/PREFIX] [--workers N | --invoke FUNCTION] [--force] [--dry-run]
     python -m lambdazoom demo [IMAGE ...]    # on a local S3, with a viewer (needs requirements-dev.txt)
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import config
-from s3zoom import jobs
+from s3zoom import backfill, jobs
 from s3zoom.events import S3Record, s3_records
 
 log = logging.getLogger("lambdazoom")
@@ -60,7 +61,7 @@ def handle_record(record: S3Record) -> tuple[str, str | None]:
     _warn_if_zoom_bucket_is_unprefixed_source(record.bucket)
     try:
         if record.created:
-            report = jobs.convert(record.bucket, record.key)
+            report = jobs.convert(record.bucket, record.key, force=record.force)
         elif record.removed:
             report = jobs.remove(record.bucket, record.key)
         else:
@@ -99,11 +100,27 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+def parse_s3_prefix(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
+        raise argparse.ArgumentTypeError(f"expected s3://BUCKET or s3://BUCKET/PREFIX, got {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket, prefix
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lambdazoom", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="convert one object, as the Lambda function would")
     convert.add_argument("url", type=parse_s3_url, help="s3://BUCKET/KEY")
+    backfilling = commands.add_parser("backfill", help="convert what is already in a bucket (skips what is up to date)")
+    backfilling.add_argument("url", type=parse_s3_prefix, help="s3://BUCKET or s3://BUCKET/PREFIX")
+    backfilling.add_argument("--workers", type=int, default=2, help="conversions at once, here (default: 2)")
+    backfilling.add_argument("--invoke", metavar="FUNCTION", help="have the deployed function convert, one event each")
+    backfilling.add_argument(
+        "--rate", type=float, default=10.0, help="with --invoke: invocations a second (default 10)"
+    )
+    backfilling.add_argument("--force", action="store_true", help="convert even pyramids that are up to date")
+    backfilling.add_argument("--dry-run", action="store_true", help="only list what would be converted")
     demo = commands.add_parser("demo", help="convert images on a local S3 and show them in OpenSeadragon")
     demo.add_argument("images", nargs="*", type=Path, help="image files (default: a picture the demo makes)")
     demo.add_argument("--host", default="127.0.0.1", help="the viewer's address (default: 127.0.0.1)")
@@ -117,9 +134,31 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.images, args.host, args.port)
         return 0
+    if args.command == "backfill":
+        return _backfill(args)
     bucket, key = args.url
     outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key))
     return 0 if outcome != "failed" else (2 if error else 1)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    """Exit status 0 when nothing failed, 1 when something did, 130 when interrupted (run it again to go on)."""
+    bucket, prefix = args.url
+    try:
+        tally = backfill.backfill(
+            bucket,
+            prefix,
+            workers=args.workers,
+            invoke=args.invoke,
+            rate=args.rate,
+            force=args.force,
+            dry_run=args.dry_run,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to go on where it stopped", file=sys.stderr)
+        return 130
+    print(backfill.summary(tally, invoked=bool(args.invoke), dry_run=args.dry_run))
+    return 1 if tally.failed else 0
 
 
 if __name__ == "__main__":

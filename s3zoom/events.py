@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
+
+
+FORCE_FIELD = "lambdazoom"  # a record field of our own: {"force": true}
 
 
 @dataclass(frozen=True)
@@ -12,6 +16,7 @@ class S3Record:
     event_name: str  # e.g. "ObjectCreated:Put"
     bucket: str
     key: str  # decoded: S3 sends "a b.jpg" as "a+b.jpg"
+    force: bool = False  # convert even if the pyramid is up to date (set by `lambdazoom backfill --force`)
 
     @property
     def created(self) -> bool:
@@ -37,23 +42,43 @@ def s3_records(event: Any) -> list[S3Record]:
                 event_name=str(record.get("eventName", "")),
                 bucket=str((s3.get("bucket") or {}).get("name", "")),
                 key=unquote_plus(str(obj.get("key", ""))),
+                force=bool((record.get(FORCE_FIELD) or {}).get("force")),
             )
         )
     return found
 
 
-def s3_event(bucket: str, key: str, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
-    """A one-record event shaped as S3 sends it (the key URL-encoded, ``+`` for spaces)."""
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "eventName": event_name,
-                "s3": {
-                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote_plus(key, safe="/")},
-                },
-            }
-        ]
+def s3_event(
+    bucket: str,
+    key: str,
+    event_name: str = "ObjectCreated:Put",
+    *,
+    size: int = 0,
+    etag: str = "",
+    region: str = "us-east-1",
+    force: bool = False,
+) -> dict[str, Any]:
+    """A one-record event shaped as S3 sends it (the key URL-encoded, ``+`` for spaces).
+
+    Zappa routes it by ``s3.bucket.arn`` and reads ``s3.configurationId``, so both are always there.
+    ``force`` adds LambdaZoom's own field, which S3 never sends.
+    """
+    record: dict[str, Any] = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "eventName": event_name,
+        "userIdentity": {"principalId": "lambdazoom"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "lambdazoom",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "lambdazoom"}, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'), "sequencer": ""},
+        },
     }
+    if force:
+        record[FORCE_FIELD] = {"force": True}
+    return {"Records": [record]}

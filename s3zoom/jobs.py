@@ -57,11 +57,12 @@ def skip_reason(bucket: str, key: str) -> str | None:
     return None
 
 
-def convert(bucket: str, key: str) -> dict[str, Any]:
+def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
     """Convert ``s3://bucket/key``; return the report that is logged as one JSON line.
 
-    Raises :class:`PermanentFailure` for input that will never convert, and
-    lets S3 and network errors through so that Lambda retries.
+    An up-to-date pyramid is left alone unless ``force``. Raises
+    :class:`PermanentFailure` for input that will never convert, and lets S3
+    and network errors through so that Lambda retries.
     """
     report: dict[str, Any] = {"action": "convert", "bucket": bucket, "key": key}
     reason = skip_reason(bucket, key)
@@ -75,14 +76,9 @@ def convert(bucket: str, key: str) -> dict[str, Any]:
     source = _head(s3, bucket, key)
     if source is None:
         return {**report, "action": "skipped", "reason": "the object no longer exists"}
-    marker = {
-        SOURCE_KEY: quote(key),
-        SOURCE_ETAG: source["ETag"].strip('"'),
-        SOURCE_VERSION: source.get("VersionId") or "",
-        SETTINGS: config.settings_fingerprint(),
-    }
+    marker = _marker(key, source)
     published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
-    if published is not None and _same_marker(published.get("Metadata", {}), marker):
+    if not force and published is not None and _same_marker(_metadata(published), marker):
         return {**report, "action": "skipped", "reason": "pyramid already up to date"}
     size = source["ContentLength"]
     report["bytes"] = size
@@ -157,6 +153,16 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
     return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
 
 
+def is_up_to_date(bucket: str, key: str) -> bool:
+    """Is there a pyramid made from this very object with the current settings (what ``convert`` skips)?"""
+    s3 = client()
+    source = _head(s3, bucket, key)
+    published = _head(s3, config.S3_ZOOM_BUCKET, PyramidKeys.for_source(key, config.DEST_PREFIX).descriptor)
+    if source is None or published is None:
+        return False
+    return _same_marker(_metadata(published), _marker(key, source))
+
+
 def unconvertible_reason(key: str) -> str | None:
     """Why a source key can never have a pyramid, if it cannot."""
     if extension_of(key) not in config.ACCEPTED_EXTENSIONS:
@@ -172,7 +178,7 @@ def _owner(s3: Any, keys: PyramidKeys) -> str | None:
     if found is None:
         tile = next((key for key in _listed(s3, keys.files_prefix) if keys.is_tile(key)), None)
         found = _head(s3, config.S3_ZOOM_BUCKET, tile) if tile else None
-    return found.get("Metadata", {}).get(SOURCE_KEY) if found else None
+    return _metadata(found).get(SOURCE_KEY) if found else None
 
 
 def _page_for(keys: PyramidKeys) -> bytes:
@@ -190,6 +196,22 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
+def _metadata(head: dict[str, Any]) -> dict[str, str]:
+    """An object's user metadata with lower-case names: S3 sends them so, but HTTP names are case-blind
+    and some servers (and proxies) capitalise them."""
+    return {name.lower(): value for name, value in head.get("Metadata", {}).items()}
+
+
+def _marker(key: str, source: dict[str, Any]) -> dict[str, str]:
+    """What every object of the pyramid records about the source and settings it was made from."""
+    return {
+        SOURCE_KEY: quote(key),
+        SOURCE_ETAG: source["ETag"].strip('"'),
+        SOURCE_VERSION: source.get("VersionId") or "",
+        SETTINGS: config.settings_fingerprint(),
+    }
+
+
 def _same_marker(metadata: dict[str, str], marker: dict[str, str]) -> bool:
     if metadata.get(SETTINGS) != marker[SETTINGS]:
         return False
@@ -204,7 +226,13 @@ def _remove_stale_scratch() -> None:
     cutoff = time.time() - STALE_SCRATCH_SECONDS
     with os.scandir(config.TMP_DIR) as entries:
         for entry in entries:
-            if entry.name.startswith(SCRATCH_PREFIX) and entry.is_dir() and entry.stat().st_mtime < cutoff:
+            if not entry.name.startswith(SCRATCH_PREFIX):
+                continue
+            try:  # a folder of another process (backfill workers) may vanish while we look
+                stale = entry.is_dir() and entry.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                continue
+            if stale:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 

@@ -223,7 +223,7 @@ def test_s3_errors_are_retryable(s3, monkeypatch):
 
 
 def test_bugs_are_retryable_not_type_errors(s3, monkeypatch):
-    def broken(bucket, key):
+    def broken(bucket, key, **options):
         raise TypeError("a bug")
 
     monkeypatch.setattr(jobs, "convert", broken)
