@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from urllib.parse import quote
 
-from deepzoom import DEFAULT_MAX_PIXELS, TileSettings
+from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, TileSettings
 
 
 def _text(name: str, default: str) -> str:
@@ -78,6 +79,13 @@ S3_MAX_ATTEMPTS = _number("S3_MAX_ATTEMPTS", 10)
 VIEWER_PAGES = _switch("VIEWER_PAGES", True)
 OPENSEADRAGON_URL = _text("OPENSEADRAGON_URL", "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/")
 
+# A IIIF Image API 3 level-0 service beside each .dzi (STEM_iiif/info.json and its tiles), cut from
+# the same levels. Its "id" is IIIF_BASE_URL + "/" + STEM + "_iiif": the public URL of the zoom bucket
+# (and DEST_PREFIX), e.g. https://lambdazoom-zoom.s3.amazonaws.com or a CloudFront URL.
+IIIF_OUTPUT = _switch("IIIF_OUTPUT", False)
+IIIF_BASE_URL = _text("IIIF_BASE_URL", "")
+IIIF_TILE_SIZE = _number("IIIF_TILE_SIZE", 512)
+
 # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
 TMP_DIR = _text("TMP_DIR", "/tmp")
 LOG_LEVEL = _text("LOG_LEVEL", "INFO")
@@ -85,6 +93,15 @@ LOG_LEVEL = _text("LOG_LEVEL", "INFO")
 
 def tile_settings() -> TileSettings:
     return TileSettings(TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY, BACKGROUND)
+
+
+def iiif_output(name: str) -> IIIFOutput | None:
+    """What ``write_pyramid`` needs for the IIIF service of pyramid ``name``, or None when it is off."""
+    if not IIIF_OUTPUT:
+        return None
+    if not IIIF_BASE_URL:
+        raise ValueError("IIIF_OUTPUT is on but IIIF_BASE_URL is empty: set it to the zoom bucket's public URL")
+    return IIIFOutput(f"{IIIF_BASE_URL.rstrip('/')}/{quote(name)}_iiif", IIIF_TILE_SIZE)
 
 
 def settings_fingerprint() -> str:
@@ -95,5 +112,5 @@ def settings_fingerprint() -> str:
     """
     tiles = tile_settings()
     described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
-    described += [VIEWER_PAGES, OPENSEADRAGON_URL]
+    described += [VIEWER_PAGES, OPENSEADRAGON_URL, IIIF_OUTPUT, IIIF_BASE_URL if IIIF_OUTPUT else "", IIIF_TILE_SIZE]
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -13,13 +14,15 @@ from PIL import Image
 TILE_SIZE, OVERLAP, QUALITY = 254, 1, 80
 
 
-def lambdazoom(source: Path, out: Path) -> None:
-    """Our engine: one decode, every level streamed by halving, tiles on a thread pool."""
+def lambdazoom(source: Path, out: Path, iiif: bool = False) -> None:
+    """Our engine: one decode, every level streamed by halving, tiles on a thread pool;
+    with ``iiif``, a IIIF level-0 service (512 px tiles) cut from the same levels as well."""
     import deepzoom
 
     image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
     settings = deepzoom.TileSettings(TILE_SIZE, OVERLAP, "jpg", QUALITY)
-    deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image", settings)
+    service = deepzoom.IIIFOutput("https://example.org/image_iiif", 512) if iiif else None
+    deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image", settings, iiif=service)
 
 
 def dzsave(source: Path, out: Path) -> None:
@@ -48,7 +51,12 @@ def deepzoom_py(source: Path, out: Path) -> None:
     (out / "image.dzi").write_bytes(dzi.descriptor(geometry, "jpg"))
 
 
-METHODS = {"lambdazoom": lambdazoom, "dzsave": dzsave, "deepzoom.py": deepzoom_py}
+METHODS = {
+    "lambdazoom": lambdazoom,
+    "lambdazoom + IIIF": functools.partial(lambdazoom, iiif=True),
+    "dzsave": dzsave,
+    "deepzoom.py": deepzoom_py,
+}
 
 if __name__ == "__main__":
     method, source, out = sys.argv[1:4]

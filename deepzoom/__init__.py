@@ -12,7 +12,8 @@ single tile exists; ``write_pyramid`` writes the tiles, then ``scan.dzi``.
 from .errors import DeepZoomError, ImageTooLarge, InvalidImage
 from .formats import FORMATS, TileFormat, tile_format
 from .geometry import DeepZoomGeometry
-from .pyramid import PyramidStats, descriptor_path, tile_path, write_pyramid
+from .iiif import IIIFLayout
+from .pyramid import IIIFOutput, PyramidStats, descriptor_path, iiif_folder, tile_path, write_pyramid
 from .settings import DEFAULT_MAX_PIXELS, TileSettings
 from .sinks import DirectorySink, TileSink
 from .source import SourceImage, open_image
@@ -23,6 +24,8 @@ __all__ = [
     "DeepZoomError",
     "DeepZoomGeometry",
     "DirectorySink",
+    "IIIFLayout",
+    "IIIFOutput",
     "ImageTooLarge",
     "InvalidImage",
     "PyramidStats",
@@ -31,6 +34,7 @@ __all__ = [
     "TileSettings",
     "TileSink",
     "descriptor_path",
+    "iiif_folder",
     "open_image",
     "tile_format",
     "tile_path",

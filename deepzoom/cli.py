@@ -9,7 +9,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import DEFAULT_MAX_PIXELS, FORMATS, DeepZoomError, DeepZoomGeometry, DirectorySink, TileSettings
+from . import (
+    DEFAULT_MAX_PIXELS,
+    FORMATS,
+    DeepZoomError,
+    DeepZoomGeometry,
+    DirectorySink,
+    IIIFLayout,
+    IIIFOutput,
+    TileSettings,
+)
 from .source import open_image
 from .pyramid import write_pyramid
 
@@ -31,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     parser.add_argument("--name", help="output name (default: SRC without its extension)")
     parser.add_argument("--workers", type=int, default=4, help="threads that encode and write tiles")
+    parser.add_argument("--iiif-id", metavar="URL", help="also write a IIIF level-0 service, NAME_iiif/, with this id")
+    parser.add_argument("--iiif-tile-size", type=int, default=512, help="tile size of the IIIF service")
     return parser.parse_args(argv)
 
 
@@ -44,11 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     except (DeepZoomError, ValueError, OSError) as error:
         print(f"deepzoom: {args.src}: {error}", file=sys.stderr)
         return 1
+    iiif = IIIFOutput(args.iiif_id, args.iiif_tile_size) if args.iiif_id else None
     total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count
+    if iiif is not None:
+        total += len(IIIFLayout(*image.size, iiif.tile_size, settings.format).all_paths()) - 1  # not info.json
     with tqdm(total=total, unit="tile", disable=None, file=sys.stderr) as bar:
         try:
             stats = write_pyramid(
-                image, DirectorySink(args.outdir), name, settings, workers=args.workers, progress=bar.update
+                image,
+                DirectorySink(args.outdir),
+                name,
+                settings,
+                workers=args.workers,
+                progress=bar.update,
+                iiif=iiif,
             )
         except OSError as error:
             print(f"deepzoom: {args.outdir}: {error}", file=sys.stderr)

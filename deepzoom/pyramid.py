@@ -10,6 +10,7 @@ size of the decode itself.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,8 @@ from PIL import Image
 
 from . import dzi
 from .geometry import DeepZoomGeometry
+from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
+from .iiif import INFO, IIIFLayout
 from .settings import TileSettings
 from .sinks import TileSink
 from .source import SourceImage
@@ -44,6 +47,36 @@ def descriptor_path(name: str) -> str:
     return f"{name}.dzi"
 
 
+def iiif_folder(name: str) -> str:
+    """The IIIF service's folder, beside the descriptor (its ``id`` URL ends here, without the slash)."""
+    return f"{name}_iiif/"
+
+
+@dataclass(frozen=True)
+class IIIFOutput:
+    """Ask ``write_pyramid`` for a IIIF level-0 service too: its public URL and its tile size."""
+
+    service_id: str
+    tile_size: int = 512
+
+
+def _dzi_paths(name: str, level: int, extension: str, column: int, row: int) -> list[str]:
+    return [tile_path(name, level, column, row, extension)]
+
+
+def _iiif_paths(layout: IIIFLayout, folder: str, level: int, column: int, row: int) -> list[str]:
+    return [folder + path for path in layout.tile_paths(level, column, row)]
+
+
+@dataclass
+class _Grid:
+    """One way a level is cut into tiles: its spans (tile size and overlap) and the tiles' paths."""
+
+    spans: DeepZoomGeometry
+    paths: Callable[[int, int], list[str]]  # (column, row) -> where the tile goes
+    next_row: int = 0
+
+
 def write_pyramid(
     source: SourceImage,
     sink: TileSink,
@@ -52,19 +85,28 @@ def write_pyramid(
     *,
     workers: int = 4,
     progress: Progress | None = None,
+    iiif: IIIFOutput | None = None,
 ) -> PyramidStats:
     """Write every tile of ``source`` to ``sink``, then the ``.dzi`` descriptor.
 
     Tiles are encoded and stored on ``workers`` threads. If any tile fails,
     its exception is raised and no descriptor is written, so a viewer never
-    sees a pyramid with holes.
+    sees a pyramid with holes. With ``iiif``, the same levels are also cut
+    into a IIIF level-0 service under ``NAME_iiif/``, its ``info.json``
+    written after its tiles.
     """
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
     writer = _TileWriter(sink, settings, workers, progress)
-    band_height = settings.tile_size + settings.tile_size % 2  # one tile row, even so halving never splits a pair
+    extension = writer.extension
+    layout = IIIFLayout(*source.size, iiif.tile_size, extension) if iiif else None
+    band_height = max(settings.tile_size, iiif.tile_size if iiif else 0)
+    band_height += band_height % 2  # one tile row, even so halving never splits a pair
     top = None
     for level in range(geometry.level_count):
-        top = _Level(geometry, level, name, writer, band_height, below=top)
+        grids = [_Grid(geometry, functools.partial(_dzi_paths, name, level, extension))]
+        if layout is not None and level in layout.levels:
+            grids.append(_Grid(layout.grid, functools.partial(_iiif_paths, layout, iiif_folder(name), level)))
+        top = _Level(level, grids, writer, band_height, below=top)
     assert top is not None
     try:
         for band in source.bands(band_height, settings.flatten_onto):
@@ -74,6 +116,8 @@ def write_pyramid(
         writer.abort()
         raise
     tiles, size = writer.close()
+    if layout is not None and iiif is not None:
+        sink.put(iiif_folder(name) + INFO, layout.info_json(iiif.service_id), IIIF_CONTENT_TYPE)
     sink.put(descriptor_path(name), dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
     return PyramidStats(geometry.width, geometry.height, geometry.level_count, tiles, size)
 
@@ -82,23 +126,19 @@ class _Level:
     """One level of the pyramid, fed its rows top to bottom, in bands of any height.
 
     Rows are halved into the level below ``chunk`` rows at a time, so even a
-    whole image pushed at once reaches the lower levels as small bands.
+    whole image pushed at once reaches the lower levels as small bands. Each
+    of its grids cuts a tile row as soon as the rows it spans are held.
     """
 
-    def __init__(
-        self, geometry: DeepZoomGeometry, level: int, name: str, writer: _TileWriter, chunk: int, below: _Level | None
-    ) -> None:
-        self.geometry = geometry
-        self.chunk = chunk
+    def __init__(self, level: int, grids: list[_Grid], writer: _TileWriter, chunk: int, below: _Level | None) -> None:
         self.level = level
-        self.name = name
+        self.grids = grids
+        self.chunk = chunk
         self.writer = writer
         self.below = below
-        self.width, self.height = geometry.level_size(level)
-        self.tile_rows = geometry.tile_grid(level)[1]
+        self.width, self.height = grids[0].spans.level_size(level)
         self.rows: Image.Image | None = None
         self.rows_top = 0  # level row held in self.rows[0]
-        self.next_tile_row = 0
         self.halved = 0  # rows already passed down to the level below (or, at level 0, done with)
 
     @property
@@ -130,8 +170,9 @@ class _Level:
             self.rows = band
             return
         keep_from = self.halved
-        if self.next_tile_row < self.tile_rows:
-            keep_from = min(keep_from, self.geometry.tile_span(self.next_tile_row, self.height)[0])
+        for grid in self.grids:
+            if grid.next_row < grid.spans.tile_grid(self.level)[1]:
+                keep_from = min(keep_from, grid.spans.tile_span(grid.next_row, self.height)[0])
         kept_height = self.received - keep_from
         joined = Image.new(band.mode, (self.width, kept_height + band.height), None)  # None: not filled, all pasted
         joined.paste(self.rows, (0, self.rows_top - keep_from))  # rows above keep_from fall outside and are dropped
@@ -140,18 +181,17 @@ class _Level:
 
     def _cut_tile_rows(self, ready_until: int) -> None:
         assert self.rows is not None
-        columns = self.geometry.tile_grid(self.level)[0]
-        extension = self.writer.extension
-        while self.next_tile_row < self.tile_rows:
-            row = self.next_tile_row
-            top, bottom = self.geometry.tile_span(row, self.height)
-            if bottom > ready_until:
-                return
-            for column in range(columns):
-                left, right = self.geometry.tile_span(column, self.width)
-                tile = self.rows.crop((left, top - self.rows_top, right, bottom - self.rows_top))
-                self.writer.submit(tile_path(self.name, self.level, column, row, extension), tile)
-            self.next_tile_row += 1
+        for grid in self.grids:
+            columns, rows = grid.spans.tile_grid(self.level)
+            while grid.next_row < rows:
+                top, bottom = grid.spans.tile_span(grid.next_row, self.height)
+                if bottom > ready_until:
+                    break
+                for column in range(columns):
+                    left, right = grid.spans.tile_span(column, self.width)
+                    tile = self.rows.crop((left, top - self.rows_top, right, bottom - self.rows_top))
+                    self.writer.submit(grid.paths(column, grid.next_row), tile)
+                grid.next_row += 1
 
     def _halve(self, count: int) -> None:
         """Pass ``count`` rows from ``self.halved`` on to the level below, as a 2x2 mean."""
@@ -178,28 +218,30 @@ class _TileWriter:
         self._tiles = 0
         self._bytes = 0
 
-    def submit(self, path: str, tile: Image.Image) -> None:
+    def submit(self, paths: list[str], tile: Image.Image) -> None:
+        """Encode ``tile`` once and store it at each of ``paths``."""
         self._slots.acquire()
         if self._error is not None:
             self._slots.release()
             raise self._error
-        future = self._pool.submit(self._store, path, tile)
+        future = self._pool.submit(self._store, paths, tile)
         future.add_done_callback(self._release)
 
     def _release(self, future: Future[None]) -> None:
         self._slots.release()
 
-    def _store(self, path: str, tile: Image.Image) -> None:
+    def _store(self, paths: list[str], tile: Image.Image) -> None:
         try:
             data = self.format.encode(tile, self.quality)
-            self.sink.put(path, data, self.format.content_type)
+            for path in paths:
+                self.sink.put(path, data, self.format.content_type)
             with self._lock:
-                self._tiles += 1
-                self._bytes += len(data)
+                self._tiles += len(paths)
+                self._bytes += len(data) * len(paths)
             if self.progress is not None:
-                self.progress(1)
+                self.progress(len(paths))
         except BaseException as error:
-            error.add_note(f"while storing tile {path}")
+            error.add_note(f"while storing tile {paths[0]}")
             with self._lock:
                 if self._error is None:
                     self._error = error

@@ -26,6 +26,7 @@ class Entry:
     descriptor_url: str | None = None
     thumbnail_url: str | None = None
     page_url: str | None = None  # the STEM.html the function wrote beside the .dzi
+    iiif_url: str | None = None  # the IIIF service's info.json
     size: tuple[int, int] | None = None
     problem: str | None = None
 
@@ -47,17 +48,24 @@ def index_page(entries: list[Entry]) -> bytes:
         width, height = entry.size or (0, 0)
         items.append(
             f'<li><a href="/view/{number}"><img src="{html.escape(entry.thumbnail_url or "")}" alt="">{name}</a>'
-            f"<br>{width} x {height} px{_page_link(entry)}</li>"
+            f"<br>{width} x {height} px{_links(number, entry)}</li>"
         )
     body = f"<header><b>LambdaZoom demo</b><span>{len(entries)} image(s)</span></header>\n<ul>{''.join(items)}</ul>"
     return _page("LambdaZoom demo", body)
 
 
-def _page_link(entry: Entry) -> str:
-    return f' &middot; <a href="{html.escape(entry.page_url)}">its page in the bucket</a>' if entry.page_url else ""
+def _links(number: int, entry: Entry) -> str:
+    links = ""
+    if entry.iiif_url:
+        links += f' &middot; <a href="/iiif/{number}">as IIIF</a>'
+    if entry.page_url:
+        links += f' &middot; <a href="{html.escape(entry.page_url)}">its page in the bucket</a>'
+    return links
 
 
-def viewer_page(entry: Entry) -> bytes:
-    """OpenSeadragon reading the pyramid from the zoom bucket, with a link back to the list."""
-    header = f'<header><a href="/">All images</a><span>{html.escape(entry.key)}</span></header>\n'
-    return page.viewer_page(entry.key, entry.descriptor_url or "", "/openseadragon/", header)
+def viewer_page(entry: Entry, iiif: bool = False) -> bytes:
+    """OpenSeadragon reading the pyramid (or, with ``iiif``, the IIIF service) from the zoom bucket."""
+    kind = " (IIIF)" if iiif else ""
+    header = f'<header><a href="/">All images</a><span>{html.escape(entry.key)}{kind}</span></header>\n'
+    source = (entry.iiif_url if iiif else entry.descriptor_url) or ""
+    return page.viewer_page(entry.key, source, "/openseadragon/", header)

@@ -42,8 +42,11 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
         entries: list[Entry] = []
         server = viewer_server(entries, host, port)
         viewer_url = f"http://{host}:{server.server_address[1]}/"
-        # The STEM.html pages in the bucket load OpenSeadragon from this server, so they work offline too.
+        # The STEM.html pages in the bucket load OpenSeadragon from this server, so they work offline too;
+        # and each image gets a IIIF service too, whose id is its URL in the local zoom bucket.
         config.OPENSEADRAGON_URL = viewer_url + "openseadragon/"
+        config.IIIF_OUTPUT = True
+        config.IIIF_BASE_URL = f"{s3_server.endpoint_url}/{config.S3_ZOOM_BUCKET}/{config.DEST_PREFIX}"
         entries.extend(_convert(buckets, path, key) for key, path in _uploads(images, Path(scratch)).items())
         print(f"Viewer: {viewer_url}  (Ctrl-C stops)", flush=True)
         try:
@@ -88,6 +91,7 @@ def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
         key,
         descriptor_url=base + quote(pyramid.descriptor),
         page_url=base + quote(pyramid.page) if config.VIEWER_PAGES else None,
+        iiif_url=base + quote(pyramid.iiif_prefix + "info.json"),
         thumbnail_url=base + quote(tile_path(pyramid.name, thumbnail_level, 0, 0, extension)),
         size=(geometry.width, geometry.height),
     )

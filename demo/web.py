@@ -20,12 +20,20 @@ def viewer_server(entries: list[Entry], host: str, port: int) -> ThreadingHTTPSe
             path = self.path.split("?", 1)[0]
             if path == "/":
                 self._send(index_page(entries), "text/html; charset=utf-8")
-            elif path.startswith("/view/") and path[6:].isdigit() and int(path[6:]) < len(entries):
-                self._send(viewer_page(entries[int(path[6:])]), "text/html; charset=utf-8")
+            elif (entry := self._entry(path, "/view/")) is not None:
+                self._send(viewer_page(entry), "text/html; charset=utf-8")
+            elif (entry := self._entry(path, "/iiif/")) is not None and entry.iiif_url:
+                self._send(viewer_page(entry, iiif=True), "text/html; charset=utf-8")
             elif path.startswith("/openseadragon/"):
                 self._send_viewer_file(path.removeprefix("/openseadragon/"))
             else:
                 self.send_error(HTTPStatus.NOT_FOUND)
+
+        def _entry(self, path: str, route: str) -> Entry | None:
+            number = path.removeprefix(route)
+            if path.startswith(route) and number.isdigit() and int(number) < len(entries):
+                return entries[int(number)]
+            return None
 
         def _send_viewer_file(self, relative: str) -> None:
             file = (VIEWER_FILES / relative).resolve()

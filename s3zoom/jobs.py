@@ -97,6 +97,10 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             except deepzoom.DeepZoomError as error:
                 raise PermanentFailure(str(error)) from None
         settings = config.tile_settings()
+        try:
+            iiif = config.iiif_output(keys.name)
+        except ValueError as error:
+            raise RuntimeError(str(error)) from None  # a configuration to fix: logged, and retried after
         if published is not None:  # a different source or settings: no viewer may pair it with new tiles
             s3.delete_object(Bucket=config.S3_ZOOM_BUCKET, Key=keys.descriptor)
         sink = S3Sink(
@@ -107,18 +111,27 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
         )
         with _timed(timings, "tile_upload"):
-            stats = deepzoom.write_pyramid(image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY)
+            stats = deepzoom.write_pyramid(
+                image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY, iiif=iiif
+            )
             if config.VIEWER_PAGES:
                 sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
         del image
     geometry = deepzoom.DeepZoomGeometry(stats.width, stats.height, settings.tile_size, settings.overlap)
+    iiif_files = (
+        keys.iiif_files(deepzoom.IIIFLayout(stats.width, stats.height, iiif.tile_size, settings.format))
+        if iiif
+        else set()
+    )
     orphans = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
+    orphans += _delete(s3, _stale_iiif_files(s3, keys, iiif_files))
     if not config.VIEWER_PAGES:
         _delete(s3, [keys.page])  # one an earlier conversion may have written
     return {
         **report,
         "action": "converted",
         "descriptor": keys.descriptor,
+        **({"iiif": keys.iiif_prefix + deepzoom.iiif.INFO} if iiif else {}),
         "width": stats.width,
         "height": stats.height,
         "pixels": stats.width * stats.height,
@@ -150,6 +163,7 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
         return {**report, "action": "skipped", "reason": f"the pyramid was made from {unquote(owner)}"}
     _delete(s3, [keys.descriptor, keys.page])
     deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
+    deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
     return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
 
 
@@ -259,6 +273,12 @@ def _listed(s3: Any, prefix: str) -> Iterator[str]:
 def _stale_tiles(s3: Any, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
     """Tiles of an earlier pyramid (bigger, or in another format) that the new grid does not have."""
     return (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found) and found not in wanted)
+
+
+def _stale_iiif_files(s3: Any, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
+    """IIIF files (``info.json`` first, so no client reads a service losing its tiles) not in ``wanted``."""
+    found = [key for key in _listed(s3, keys.iiif_prefix) if keys.is_iiif_file(key) and key not in wanted]
+    return iter(sorted(found, key=lambda key: not key.endswith("/" + deepzoom.iiif.INFO)))
 
 
 def _delete(s3: Any, keys: Iterable[str]) -> int:

@@ -6,9 +6,10 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from deepzoom import FORMATS, DeepZoomGeometry, tile_path
+from deepzoom import FORMATS, DeepZoomGeometry, IIIFLayout, iiif_folder, tile_path
 
 _TILE = re.compile(rf"\d+/\d+_\d+\.(?:{'|'.join(FORMATS)})")
+_IIIF_FILE = re.compile(rf"info\.json|(?:full|\d+,\d+,\d+,\d+)/(?:max|\d+,\d+)/0/default\.(?:{'|'.join(FORMATS)})")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,18 @@ class PyramidKeys:
         """True for ``NAME_files/L/C_R.ext`` only, not for another image's keys that share the prefix."""
         return key.startswith(self.files_prefix) and _TILE.fullmatch(key[len(self.files_prefix) :]) is not None
 
+    @property
+    def iiif_prefix(self) -> str:
+        return iiif_folder(self.name)
+
+    def is_iiif_file(self, key: str) -> bool:
+        """True for ``NAME_iiif/info.json`` and the IIIF tiles under it, nothing else."""
+        return key.startswith(self.iiif_prefix) and _IIIF_FILE.fullmatch(key[len(self.iiif_prefix) :]) is not None
+
+    def iiif_files(self, layout: IIIFLayout) -> set[str]:
+        """Every key of the IIIF service laid out as ``layout``."""
+        return {self.iiif_prefix + path for path in layout.all_paths()}
+
     def tiles(self, geometry: DeepZoomGeometry, extension: str) -> set[str]:
         """Every tile key of a pyramid with ``geometry``."""
         return {
@@ -61,4 +74,4 @@ def is_own_output(key: str, dest_prefix: str) -> bool:
     """Could this key have been written by LambdaZoom (so converting it would loop)?"""
     if dest_prefix and key.startswith(dest_prefix):
         return True
-    return key.endswith((".dzi", ".html")) or "_files/" in key
+    return key.endswith((".dzi", ".html")) or "_files/" in key or "_iiif/" in key

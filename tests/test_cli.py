@@ -1,5 +1,6 @@
 """``python -m deepzoom``: a summary line on success, one line and status 1 on bad input."""
 
+import json
 import subprocess
 import sys
 
@@ -27,6 +28,17 @@ def test_name_and_format_options(tmp_path):
     result = run(source, tmp_path / "out", "--name", "renamed", "--format", "png")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out/renamed_files/6/0_0.png").is_file()
+
+
+def test_iiif_service_beside_the_pyramid(tmp_path):
+    source = tmp_path / "map.jpg"
+    sample_image(600, 400).save(source)
+    result = run(source, tmp_path / "out", "--iiif-id", "https://example.org/map_iiif", "--iiif-tile-size", "256")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "out/map_iiif/info.json").read_text())
+    assert info["id"] == "https://example.org/map_iiif" and info["tiles"][0]["scaleFactors"] == [1, 2, 4]
+    assert (tmp_path / "out/map_iiif/512,0,88,256/88,256/0/default.jpg").is_file()
+    assert (tmp_path / "out/map_iiif/full/150,100/0/default.jpg").is_file()
 
 
 def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path):

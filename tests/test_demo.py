@@ -121,11 +121,17 @@ class TileWatch:
         page.on("requestfailed", lambda request: self.failures.append(f"{request.url}: {request.failure}"))
 
     def _seen(self, url: str, status: int) -> None:
-        if "_files/" in url:
+        if "_files/" in url or "_iiif/" in url:
             self.statuses[url] = status
 
-    def at_level(self, level: int) -> list[str]:
-        return [url for url in self.statuses if f"_files/{level}/" in url]
+    def full_size(self, deepest_level: int) -> list[str]:
+        """Tiles at full resolution: the deepest Deep Zoom level, or IIIF tiles whose size is their region's."""
+        found = []
+        for url in self.statuses:
+            iiif = re.search(r"_iiif/(\d+),(\d+),(\d+),(\d+)/(\d+),(\d+)/0/", url)
+            if f"_files/{deepest_level}/" in url or (iiif and iiif.group(3, 4) == iiif.group(5, 6)):
+                found.append(url)
+        return found
 
     def check(self) -> None:
         assert not self.failures, self.failures
@@ -173,11 +179,13 @@ def view_matches_source(page, source: Image.Image) -> float:
 def viewer_url(demo: str, which: str) -> str:
     if which == "the demo's viewer":
         return demo + "view/0"
+    if which == "the IIIF service":
+        return demo + "iiif/0"
     index = fetch(demo)[2].decode()
     return html.unescape(re.search(r'<a href="([^"]+)">its page in the bucket</a>', index).group(1))
 
 
-@pytest.mark.parametrize("which", ["the demo's viewer", "STEM.html in the zoom bucket"])
+@pytest.mark.parametrize("which", ["the demo's viewer", "STEM.html in the zoom bucket", "the IIIF service"])
 def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser, which):
     source = sample_picture()
     page = browser.new_page(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
@@ -201,7 +209,7 @@ def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser, which):
     )
     page.evaluate(WAIT_FOR_TILES)
     tiles.check()
-    assert tiles.at_level(deepest), f"no tiles of the deepest level ({deepest}) were loaded"
+    assert tiles.full_size(deepest), "no full-resolution tiles were loaded"
     close_up = view_matches_source(page, source)
     assert close_up >= MIN_PSNR, f"deepest level: {close_up:.1f} dB"
     page.close()

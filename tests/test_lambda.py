@@ -18,6 +18,7 @@ from deepzoom.dzi import read_descriptor
 from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from s3zoom import jobs
 from s3zoom.events import s3_event
+from s3zoom.keys import PyramidKeys
 from s3zoom.sink import S3Sink
 
 
@@ -288,3 +289,36 @@ def test_scratch_left_by_a_timed_out_invocation_is_removed(s3, lambda_config):
     upload_image(s3, SOURCE_BUCKET, "next.jpg", sample_image(30, 30))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "next.jpg"), None)["done"] == 1
     assert sorted(path.name for path in lambda_config.iterdir()) == ["lambdazoom-running"]
+
+
+def test_iiif_service_beside_the_pyramid_follows_its_source(s3, monkeypatch):
+    monkeypatch.setattr(config, "IIIF_OUTPUT", True)
+    monkeypatch.setattr(config, "IIIF_BASE_URL", "https://zoom.example.org/")
+    monkeypatch.setattr(config, "IIIF_TILE_SIZE", 128)
+    upload_image(s3, SOURCE_BUCKET, "maps/old town.jpg", sample_image(700, 300))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "maps/old town.jpg"), None)["done"] == 1
+    keys = PyramidKeys("maps/old town")
+    iiif = set(keys_in(s3, ZOOM_BUCKET, keys.iiif_prefix))
+    assert iiif == keys.iiif_files(deepzoom.IIIFLayout(700, 300, 128))
+    info = s3.get_object(Bucket=ZOOM_BUCKET, Key="maps/old town_iiif/info.json")
+    assert info["ContentType"].startswith("application/ld+json")
+    document = json.loads(info["Body"].read())
+    assert document["id"] == "https://zoom.example.org/maps/old%20town_iiif"
+    assert (document["width"], document["height"], document["profile"]) == (700, 300, "level0")
+
+    upload_image(s3, SOURCE_BUCKET, "maps/old town.jpg", sample_image(200, 100))  # smaller: fewer files
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "maps/old town.jpg"), None)["done"] == 1
+    assert set(keys_in(s3, ZOOM_BUCKET, keys.iiif_prefix)) == keys.iiif_files(deepzoom.IIIFLayout(200, 100, 128))
+
+    s3.delete_object(Bucket=SOURCE_BUCKET, Key="maps/old town.jpg")
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "maps/old town.jpg", "ObjectRemoved:Delete"), None)
+    assert keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_iiif_without_a_base_url_is_an_error_that_names_the_setting(s3, monkeypatch, caplog):
+    monkeypatch.setattr(config, "IIIF_OUTPUT", True)
+    monkeypatch.setattr(config, "IIIF_BASE_URL", "")
+    upload_image(s3, SOURCE_BUCKET, "x.jpg", sample_image(50, 50))
+    with pytest.raises(lambdazoom.RetryableFailure, match="IIIF_BASE_URL"):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "x.jpg"), None)
+    assert keys_in(s3, ZOOM_BUCKET) == []
