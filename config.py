@@ -80,8 +80,8 @@ VIEWER_PAGES = _switch("VIEWER_PAGES", True)
 OPENSEADRAGON_URL = _text("OPENSEADRAGON_URL", "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/")
 
 # A IIIF Image API 3 level-0 service beside each .dzi (STEM_iiif/info.json and its tiles), cut from
-# the same levels. Its "id" is IIIF_BASE_URL + "/" + STEM + "_iiif": the public URL of the zoom bucket
-# (and DEST_PREFIX), e.g. https://lambdazoom-zoom.s3.amazonaws.com or a CloudFront URL.
+# the same levels. Its "id" is IIIF_BASE_URL + "/" + DEST_PREFIX + STEM + "_iiif": IIIF_BASE_URL is the
+# public URL of the zoom bucket's root, e.g. https://lambdazoom-zoom.s3.amazonaws.com or a CloudFront URL.
 IIIF_OUTPUT = _switch("IIIF_OUTPUT", False)
 IIIF_BASE_URL = _text("IIIF_BASE_URL", "")
 IIIF_TILE_SIZE = _number("IIIF_TILE_SIZE", 512)
@@ -112,5 +112,5 @@ def settings_fingerprint() -> str:
     """
     tiles = tile_settings()
     described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
-    described += [VIEWER_PAGES, OPENSEADRAGON_URL, IIIF_OUTPUT, IIIF_BASE_URL if IIIF_OUTPUT else "", IIIF_TILE_SIZE]
+    described += [VIEWER_PAGES and OPENSEADRAGON_URL, IIIF_OUTPUT and [IIIF_BASE_URL, IIIF_TILE_SIZE]]
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]

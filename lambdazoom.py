@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import config
-from s3zoom import backfill, jobs
+from s3zoom import jobs
 from s3zoom.events import S3Record, s3_records
 
 log = logging.getLogger("lambdazoom")
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     """Exit status 0 when nothing failed, 1 when something did, 130 when interrupted (run it again to go on)."""
+    from s3zoom import backfill  # a shell tool: the function itself never loads it
+
     bucket, prefix = args.url
     try:
         tally = backfill.backfill(

@@ -46,7 +46,7 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
         # and each image gets a IIIF service too, whose id is its URL in the local zoom bucket.
         config.OPENSEADRAGON_URL = viewer_url + "openseadragon/"
         config.IIIF_OUTPUT = True
-        config.IIIF_BASE_URL = f"{s3_server.endpoint_url}/{config.S3_ZOOM_BUCKET}/{config.DEST_PREFIX}"
+        config.IIIF_BASE_URL = f"{s3_server.endpoint_url}/{config.S3_ZOOM_BUCKET}"
         entries.extend(_convert(buckets, path, key) for key, path in _uploads(images, Path(scratch)).items())
         print(f"Viewer: {viewer_url}  (Ctrl-C stops)", flush=True)
         try:

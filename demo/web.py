@@ -9,7 +9,7 @@ from pathlib import Path
 
 from demo.pages import Entry, index_page, viewer_page
 
-VIEWER_FILES = Path(__file__).resolve().parent.parent / "node_modules" / "openseadragon" / "build" / "openseadragon"
+VIEWER_FILES = (Path(__file__).resolve().parent.parent / "node_modules/openseadragon/build/openseadragon").resolve()
 
 
 def viewer_server(entries: list[Entry], host: str, port: int) -> ThreadingHTTPServer:

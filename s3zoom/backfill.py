@@ -114,17 +114,21 @@ def _needing_work(bucket: str, listed: list[Listed], force: bool, settle: Any) -
     todo = []
     with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="backfill-check") as pool:
         checks = {pool.submit(jobs.is_up_to_date, bucket, item.key): item for item in candidates}
-        for check in as_completed(checks):
-            item = checks[check]
-            try:
-                current = check.result()
-            except Exception as error:  # noqa: BLE001 - reported per object, the run goes on
-                settle(item.key, "failed", f"{type(error).__name__}: {error}")
-                continue
-            if current:
-                settle(item.key, "skipped")
-            else:
-                todo.append(item)
+        try:
+            for check in as_completed(checks):
+                item = checks[check]
+                try:
+                    current = check.result()
+                except Exception as error:  # noqa: BLE001 - reported per object, the run goes on
+                    settle(item.key, "failed", f"{type(error).__name__}: {error}")
+                    continue
+                if current:
+                    settle(item.key, "skipped")
+                else:
+                    todo.append(item)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)  # do not wait for thousands of HEADs
+            raise
     return sorted(todo, key=lambda item: item.key)
 
 

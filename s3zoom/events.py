@@ -42,7 +42,7 @@ def s3_records(event: Any) -> list[S3Record]:
                 event_name=str(record.get("eventName", "")),
                 bucket=str((s3.get("bucket") or {}).get("name", "")),
                 key=unquote_plus(str(obj.get("key", ""))),
-                force=bool((record.get(FORCE_FIELD) or {}).get("force")),
+                force=isinstance(record.get(FORCE_FIELD), dict) and record[FORCE_FIELD].get("force") is True,
             )
         )
     return found

@@ -80,6 +80,10 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
     published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
     if not force and published is not None and _same_marker(_metadata(published), marker):
         return {**report, "action": "skipped", "reason": "pyramid already up to date"}
+    try:
+        iiif = config.iiif_output(keys.name)
+    except ValueError as error:  # a configuration to fix, found before any download: logged, and retried after
+        raise RuntimeError(str(error)) from None
     size = source["ContentLength"]
     report["bytes"] = size
     _remove_stale_scratch()
@@ -97,12 +101,8 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             except deepzoom.DeepZoomError as error:
                 raise PermanentFailure(str(error)) from None
         settings = config.tile_settings()
-        try:
-            iiif = config.iiif_output(keys.name)
-        except ValueError as error:
-            raise RuntimeError(str(error)) from None  # a configuration to fix: logged, and retried after
-        if published is not None:  # a different source or settings: no viewer may pair it with new tiles
-            s3.delete_object(Bucket=config.S3_ZOOM_BUCKET, Key=keys.descriptor)
+        if published is not None:  # a different source or settings: no viewer may pair them with new tiles
+            _delete(s3, [keys.descriptor, keys.iiif_prefix + deepzoom.iiif.INFO])
         sink = S3Sink(
             s3,
             config.S3_ZOOM_BUCKET,
@@ -111,11 +111,11 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
         )
         with _timed(timings, "tile_upload"):
+            if config.VIEWER_PAGES:  # before the descriptor, which marks the whole as done
+                sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
             stats = deepzoom.write_pyramid(
                 image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY, iiif=iiif
             )
-            if config.VIEWER_PAGES:
-                sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
         del image
     geometry = deepzoom.DeepZoomGeometry(stats.width, stats.height, settings.tile_size, settings.overlap)
     iiif_files = (

@@ -24,9 +24,12 @@ def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: st
         "prefixUrl": openseadragon_url + "images/",
         "tileSources": tile_source,
         "showNavigator": True,
+        # Fetch tiles with CORS, so OpenSeadragon's WebGL drawer may use them when the page and the
+        # bucket are on different hosts (without it, it falls back to its canvas drawer, and may draw nothing).
+        "crossOriginPolicy": "Anonymous",
     }
     script_url = html.escape(openseadragon_url + "openseadragon.min.js")
-    settings = json.dumps(options).replace("</", "<\\/")  # no "</script>" inside the script
+    settings = json.dumps(options).replace("<", "\\u003c")  # nothing inside the script can end or open a tag
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -224,3 +224,20 @@ def test_force_is_carried_in_the_event_and_reconverts(lambda_world):
     time.sleep(1.1)  # S3 times are to the second
     assert lambdazoom.handler(event, None)["done"] == 1
     assert s3.head_object(Bucket=ZOOM_BUCKET, Key="archive/one.dzi")["LastModified"] > first
+
+
+def test_invocations_are_paced(monkeypatch):
+    clock = {"now": 100.0}
+    slept: list[float] = []
+    monkeypatch.setattr(backfill.time, "monotonic", lambda: clock["now"])
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(backfill.time, "sleep", sleep)
+    pace = backfill._Pace(rate=4)
+    for _ in range(9):
+        pace.wait()
+    assert clock["now"] == pytest.approx(102.0), "nine calls at 4 a second take two seconds"
+    assert slept == pytest.approx([0.25] * 8)

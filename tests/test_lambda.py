@@ -295,15 +295,16 @@ def test_iiif_service_beside_the_pyramid_follows_its_source(s3, monkeypatch):
     monkeypatch.setattr(config, "IIIF_OUTPUT", True)
     monkeypatch.setattr(config, "IIIF_BASE_URL", "https://zoom.example.org/")
     monkeypatch.setattr(config, "IIIF_TILE_SIZE", 128)
+    monkeypatch.setattr(config, "DEST_PREFIX", "zoom/")
     upload_image(s3, SOURCE_BUCKET, "maps/old town.jpg", sample_image(700, 300))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "maps/old town.jpg"), None)["done"] == 1
-    keys = PyramidKeys("maps/old town")
+    keys = PyramidKeys("zoom/maps/old town")
     iiif = set(keys_in(s3, ZOOM_BUCKET, keys.iiif_prefix))
     assert iiif == keys.iiif_files(deepzoom.IIIFLayout(700, 300, 128))
-    info = s3.get_object(Bucket=ZOOM_BUCKET, Key="maps/old town_iiif/info.json")
+    info = s3.get_object(Bucket=ZOOM_BUCKET, Key="zoom/maps/old town_iiif/info.json")
     assert info["ContentType"].startswith("application/ld+json")
     document = json.loads(info["Body"].read())
-    assert document["id"] == "https://zoom.example.org/maps/old%20town_iiif"
+    assert document["id"] == "https://zoom.example.org/zoom/maps/old%20town_iiif", "the id is where the files are"
     assert (document["width"], document["height"], document["profile"]) == (700, 300, "level0")
 
     upload_image(s3, SOURCE_BUCKET, "maps/old town.jpg", sample_image(200, 100))  # smaller: fewer files

@@ -125,19 +125,40 @@ def test_deploy_schedule_and_undeploy(project, local_aws):
     assert "LambdaFunctionConfigurations" not in s3.get_bucket_notification_configuration(Bucket=SOURCE_BUCKET)
 
 
-def least_privilege() -> list[dict[str, Any]]:
-    """What the role may do: write its logs, read the source bucket, list/write/delete the zoom bucket."""
-    logs = json.loads((ROOT / DEV["attach_policy"]).read_text())["Statement"]
-    grants = logs + DEV["extra_permissions"]
-    s3_actions = {action for grant in grants for action in grant["Action"] if action.startswith("s3:")}
-    assert s3_actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"}
-    for grant in grants:
-        resources = grant["Resource"] if isinstance(grant["Resource"], list) else [grant["Resource"]]
-        if grant["Action"][0].startswith("s3:"):  # one named bucket, or the objects in it
-            assert len(resources) == 1 and "*" not in resources[0].removesuffix("/*"), grant
-        else:  # only the function's own log groups
-            assert all(resource.split(":log-group:")[1].startswith("/aws/lambda/lambdazoom-") for resource in resources)
+def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
+    """What the role may do: write its logs; read (and list, so a missing key is a 404, not a 403) the
+    source bucket; list, read, write and delete in the zoom bucket. Nothing on any other bucket."""
+    logs = json.loads((ROOT / stage["attach_policy"]).read_text())["Statement"]
+    grants = logs + stage["extra_permissions"]
+    source = stage["events"][0]["event_source"]["arn"]
+    zoom = "arn:aws:s3:::" + stage["aws_environment_variables"]["S3_ZOOM_BUCKET"]
+    allowed = {
+        (action, resource)
+        for grant in grants
+        for action in grant["Action"]
+        for resource in ([grant["Resource"]] if isinstance(grant["Resource"], str) else grant["Resource"])
+        if action.startswith("s3:")
+    }
+    assert allowed == {
+        ("s3:GetObject", source + "/*"),
+        ("s3:GetObjectVersion", source + "/*"),
+        ("s3:ListBucket", source),
+        ("s3:ListBucket", zoom),
+        ("s3:GetObject", zoom + "/*"),
+        ("s3:PutObject", zoom + "/*"),
+        ("s3:DeleteObject", zoom + "/*"),
+    }
+    for grant in logs:  # only the function's own log groups
+        assert all(
+            resource.split(":log-group:")[1].startswith("/aws/lambda/lambdazoom-") for resource in grant["Resource"]
+        )
     return grants
+
+
+def test_production_role_is_as_narrow_for_its_own_buckets():
+    production = {**DEV, **SETTINGS["production"]}  # what Zappa's "extends" does
+    assert production["events"][0]["event_source"]["arn"] != DEV["events"][0]["event_source"]["arn"]
+    least_privilege(production)
 
 
 def test_the_packaged_function_converts_an_event_s3_sent(package, local_aws, tmp_path):
