@@ -103,6 +103,9 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         settings = config.tile_settings()
         if published is not None:  # a different source or settings: no viewer may pair them with new tiles
             _delete(s3, [keys.descriptor, keys.iiif_prefix + deepzoom.iiif.INFO])
+        # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go now,
+        # before the new descriptor marks the work done: a retry after a failure here sweeps again.
+        orphans = _sweep(s3, keys, image.size, settings, iiif)
         sink = S3Sink(
             s3,
             config.S3_ZOOM_BUCKET,
@@ -117,16 +120,6 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
                 image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY, iiif=iiif
             )
         del image
-    geometry = deepzoom.DeepZoomGeometry(stats.width, stats.height, settings.tile_size, settings.overlap)
-    iiif_files = (
-        keys.iiif_files(deepzoom.IIIFLayout(stats.width, stats.height, iiif.tile_size, settings.format))
-        if iiif
-        else set()
-    )
-    orphans = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
-    orphans += _delete(s3, _stale_iiif_files(s3, keys, iiif_files))
-    if not config.VIEWER_PAGES:
-        _delete(s3, [keys.page])  # one an earlier conversion may have written
     return {
         **report,
         "action": "converted",
@@ -268,6 +261,19 @@ def _listed(s3: Any, prefix: str) -> Iterator[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.S3_ZOOM_BUCKET, Prefix=prefix):
         for item in page.get("Contents", []):
             yield item["Key"]
+
+
+def _sweep(
+    s3: Any, keys: PyramidKeys, size: tuple[int, int], settings: deepzoom.TileSettings, iiif: deepzoom.IIIFOutput | None
+) -> int:
+    """Delete what an earlier pyramid left that one of ``size`` and these settings will not write."""
+    geometry = deepzoom.DeepZoomGeometry(*size, settings.tile_size, settings.overlap)
+    iiif_files = keys.iiif_files(deepzoom.IIIFLayout(*size, iiif.tile_size, settings.format)) if iiif else set()
+    deleted = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
+    deleted += _delete(s3, _stale_iiif_files(s3, keys, iiif_files))
+    if not config.VIEWER_PAGES:
+        _delete(s3, [keys.page])  # one an earlier conversion may have written
+    return deleted
 
 
 def _stale_tiles(s3: Any, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:

@@ -124,6 +124,28 @@ def test_switching_viewer_pages_off_reconverts_and_takes_the_page_away(s3, monke
     assert "pic.html" not in keys_in(s3, ZOOM_BUCKET)
 
 
+def test_a_sweep_that_fails_is_finished_by_the_retry(s3, monkeypatch):
+    upload_image(s3, SOURCE_BUCKET, "plan.jpg", sample_image(1200, 900))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "plan.jpg"), None)
+    upload_image(s3, SOURCE_BUCKET, "plan.jpg", sample_image(300, 100))
+    real_delete = jobs._delete
+
+    def fails_on_tiles_once(client, keys):
+        keys = list(keys)
+        if any("_files/" in key for key in keys) and not fails_on_tiles_once.failed:
+            fails_on_tiles_once.failed = True
+            raise ConnectionResetError("network went away")
+        return real_delete(client, keys)
+
+    fails_on_tiles_once.failed = False
+    monkeypatch.setattr(jobs, "_delete", fails_on_tiles_once)
+    with pytest.raises(lambdazoom.RetryableFailure, match="network went away"):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "plan.jpg"), None)
+    assert "plan.dzi" not in keys_in(s3, ZOOM_BUCKET), "nothing marks the conversion done"
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "plan.jpg"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("plan", 300, 100)
+
+
 def test_smaller_reupload_leaves_no_orphans(s3):
     upload_image(s3, SOURCE_BUCKET, "map.jpg", sample_image(1200, 900))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "map.jpg"), None)
