@@ -93,18 +93,20 @@ def _describe(event: Any) -> str:
     return type(event).__name__
 
 
-def parse_s3_url(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise argparse.ArgumentTypeError(f"expected s3://BUCKET/KEY, got {url!r}")
-    bucket, key = url[5:].split("/", 1)
-    return bucket, key
-
-
 def parse_s3_prefix(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
+    """``s3://BUCKET[/PREFIX]`` as (bucket, prefix)."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
         raise argparse.ArgumentTypeError(f"expected s3://BUCKET or s3://BUCKET/PREFIX, got {url!r}")
-    bucket, _, prefix = url[5:].partition("/")
     return bucket, prefix
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://BUCKET/KEY`` as (bucket, key)."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket or not key:
+        raise argparse.ArgumentTypeError(f"expected s3://BUCKET/KEY, got {url!r}")
+    return bucket, key
 
 
 def main(argv: list[str] | None = None) -> int:
