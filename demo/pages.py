@@ -7,10 +7,7 @@ from dataclasses import dataclass
 
 from s3zoom import page
 
-_STYLE = """
-  html, body { margin: 0; height: 100%; background: #15171c; color: #e8e8e8; font: 15px system-ui, sans-serif; }
-  a { color: #8fc1ff; }
-  header { height: 44px; display: flex; align-items: center; gap: 1.5em; padding: 0 1em; }
+_LIST_STYLE = """
   ul { list-style: none; padding: 0 1em; display: flex; flex-wrap: wrap; gap: 1em; }
   li { width: 260px; }
   li img { display: block; max-width: 254px; max-height: 254px; background: #000; }
@@ -31,13 +28,6 @@ class Entry:
     problem: str | None = None
 
 
-def _page(title: str, body: str, head: str = "") -> bytes:
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_STYLE}</style>{head}</head>\n<body>\n{body}\n</body></html>\n"
-    ).encode()
-
-
 def index_page(entries: list[Entry]) -> bytes:
     items = []
     for number, entry in enumerate(entries):
@@ -51,7 +41,7 @@ def index_page(entries: list[Entry]) -> bytes:
             f"<br>{width} x {height} px{_links(number, entry)}</li>"
         )
     body = f"<header><b>LambdaZoom demo</b><span>{len(entries)} image(s)</span></header>\n<ul>{''.join(items)}</ul>"
-    return _page("LambdaZoom demo", body)
+    return page.html_page("LambdaZoom demo", body + "\n", _LIST_STYLE)
 
 
 def _links(number: int, entry: Entry) -> str:

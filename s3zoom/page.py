@@ -10,9 +10,17 @@ _STYLE = (
     "html, body { margin: 0; height: 100%; background: #15171c; color: #e8e8e8; font: 15px system-ui, sans-serif; }"
     " a { color: #8fc1ff; }"
     " header { height: 44px; display: flex; align-items: center; gap: 1.5em; padding: 0 1em; }"
-    " #viewer { position: absolute; top: 0; bottom: 0; left: 0; right: 0; }"
-    " header + #viewer { top: 44px; }"
 )
+_VIEWER_STYLE = " #viewer { position: absolute; top: 0; bottom: 0; left: 0; right: 0; } header + #viewer { top: 44px; }"
+
+
+def html_page(title: str, body: str, style: str = "") -> bytes:
+    """A whole page in the project's look: ``body`` is trusted HTML, ``style`` CSS added to the base."""
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{style}</style></head>\n<body>\n{body}</body></html>\n"
+    ).encode()
 
 
 def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: str = "") -> bytes:
@@ -30,12 +38,9 @@ def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: st
     }
     script_url = html.escape(openseadragon_url + "openseadragon.min.js")
     settings = json.dumps(options).replace("<", "\\u003c")  # nothing inside the script can end or open a tag
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
+    body = (
         f'{header}<div id="viewer"></div>\n'
         f'<script src="{script_url}"></script>\n'
         f"<script>window.viewer = OpenSeadragon({settings});</script>\n"
-        f"</body></html>\n"
-    ).encode()
+    )
+    return html_page(title, body, _VIEWER_STYLE)
