@@ -11,6 +11,7 @@ full-size image as ``max``.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -32,26 +33,26 @@ class IIIFLayout:
     tile_size: int
     extension: str = "jpg"
 
-    @property
+    @functools.cached_property
     def grid(self) -> DeepZoomGeometry:
         """Level sizes and tile spans: Deep Zoom's, with no overlap."""
         return DeepZoomGeometry(self.width, self.height, self.tile_size, 0)
 
+    @functools.cached_property
+    def _one_tile_levels(self) -> list[int]:
+        """The Deep Zoom levels that fit in one tile, smallest first (level 0, 1x1, always does)."""
+        grid = self.grid
+        return [level for level in range(grid.level_count) if max(grid.level_size(level)) <= self.tile_size]
+
     @property
     def scale_factors(self) -> list[int]:
         """1, 2, 4, ... up to the first scale at which the whole image fits in one tile."""
-        factors = [1]
-        while max(self.level_size(factors[-1])) > self.tile_size:
-            factors.append(factors[-1] * 2)
-        return factors
+        return [1 << shift for shift in range(self.grid.max_level - self._one_tile_levels[-1] + 1)]
 
     @property
     def sizes(self) -> list[tuple[int, int]]:
         """Whole-image sizes served as single files, smallest first: those of one tile or less."""
-        grid = self.grid
-        fitting = [
-            grid.level_size(level) for level in range(grid.level_count) if max(grid.level_size(level)) <= self.tile_size
-        ]
+        fitting = [self.grid.level_size(level) for level in self._one_tile_levels]
         large_enough = [size for size in fitting if max(size) >= SMALLEST_SIZE]
         return large_enough or fitting[-1:]
 
@@ -59,11 +60,8 @@ class IIIFLayout:
     def levels(self) -> range:
         """The Deep Zoom levels that have IIIF files: from the smallest of ``sizes`` to full size."""
         grid = self.grid
-        first = next(level for level in range(grid.level_count) if grid.level_size(level) == self.sizes[0])
+        first = next(level for level in self._one_tile_levels if grid.level_size(level) == self.sizes[0])
         return range(first, grid.level_count)
-
-    def level_size(self, scale_factor: int) -> tuple[int, int]:
-        return (-(-self.width // scale_factor), -(-self.height // scale_factor))
 
     def tile_paths(self, level: int, column: int, row: int) -> list[str]:
         """Where a tile of Deep Zoom level ``level`` goes (two paths for the full-size single tile)."""
