@@ -189,8 +189,8 @@ class _Level:
                     break
                 for column in range(columns):
                     left, right = grid.spans.tile_span(column, self.width)
-                    tile = self.rows.crop((left, top - self.rows_top, right, bottom - self.rows_top))
-                    self.writer.submit(grid.paths(column, grid.next_row), tile)
+                    box = (left, top - self.rows_top, right, bottom - self.rows_top)
+                    self.writer.submit(grid.paths(column, grid.next_row), self.rows, box)
                 grid.next_row += 1
 
     def _halve(self, count: int) -> None:
@@ -218,21 +218,25 @@ class _TileWriter:
         self._tiles = 0
         self._bytes = 0
 
-    def submit(self, paths: list[str], tile: Image.Image) -> None:
-        """Encode ``tile`` once and store it at each of ``paths``."""
+    def submit(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
+        """Cut ``box`` from ``rows``, encode it once and store it at each of ``paths``.
+
+        The cut happens on the pool too, so the thread feeding rows only halves and schedules:
+        ``rows`` is never changed once made (a level joins new bands into a new image).
+        """
         self._slots.acquire()
         if self._error is not None:
             self._slots.release()
             raise self._error
-        future = self._pool.submit(self._store, paths, tile)
+        future = self._pool.submit(self._store, paths, rows, box)
         future.add_done_callback(self._release)
 
     def _release(self, future: Future[None]) -> None:
         self._slots.release()
 
-    def _store(self, paths: list[str], tile: Image.Image) -> None:
+    def _store(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
         try:
-            data = self.format.encode(tile, self.quality)
+            data = self.format.encode(rows.crop(box), self.quality)
             for path in paths:
                 self.sink.put(path, data, self.format.content_type)
             with self._lock:
