@@ -67,8 +67,8 @@ UPLOAD_CONCURRENCY = _number("UPLOAD_CONCURRENCY", 64)
 # Cache-Control on every object written. A re-uploaded image rewrites its tiles at the same keys,
 # so keep this short unless your sources never change.
 CACHE_CONTROL = _text("CACHE_CONTROL", "public, max-age=86400")
-# First attempt of each tile PUT signed by botocore and sent over a shared connection pool
-# (about a third of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
+# First attempt of each tile PUT signed by s3zoom.sigv4 and sent on kept-alive http.client connections
+# (about a fifth of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
 DIRECT_UPLOADS = _switch("DIRECT_UPLOADS", True)
 # botocore's retry mode ("standard" or "adaptive") and attempts, enough to ride out SlowDown and 5xx.
 S3_RETRY_MODE = _text("S3_RETRY_MODE", "adaptive")

@@ -254,7 +254,7 @@ def _check_scratch_space(size: int) -> None:
 
 @functools.cache
 def _direct_put(bucket: str) -> DirectPut:
-    return DirectPut(client(), bucket, config.UPLOAD_CONCURRENCY)
+    return DirectPut(client(), bucket)
 
 
 def _listed(s3: Any, prefix: str) -> Iterator[str]:
