@@ -25,6 +25,13 @@ def lambdazoom(source: Path, out: Path, iiif: bool = False) -> None:
     deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image", settings, iiif=service)
 
 
+def decode_only(source: Path, out: Path) -> None:
+    """Our engine's imports and its decode of the source, and nothing else: the floor under ``lambdazoom``."""
+    import deepzoom
+
+    deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+
+
 def dzsave(source: Path, out: Path) -> None:
     """libvips dzsave with the same tile size, overlap and JPEG quality."""
     import pyvips
@@ -55,6 +62,7 @@ METHODS = {
     "lambdazoom": lambdazoom,
     "lambdazoom + IIIF": functools.partial(lambdazoom, iiif=True),
     "dzsave": dzsave,
+    "Pillow decode only": decode_only,
     "deepzoom.py": deepzoom_py,
 }
 

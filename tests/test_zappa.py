@@ -87,7 +87,7 @@ def test_package_holds_the_function_and_none_of_the_dev_tools(package):
     assert "deepzoom/pyramid.py" in names and "s3zoom/jobs.py" in names
     for unwanted in ("tests", "bench", "localaws", "demo", "node_modules", ".venv", ".venv-lambda", "Makefile"):
         assert unwanted not in tops, unwanted
-    for dev_tool in ("moto", "pytest", "_pytest", "hypothesis", "pyvips", "waitress", "playwright"):
+    for dev_tool in ("moto", "pytest", "_pytest", "hypothesis", "pyvips", "granian", "playwright"):
         assert dev_tool not in tops, dev_tool
     assert package.stat().st_size < 50 * 2**20, "Lambda takes at most 50 MB zipped"
     assert unpacked < 250 * 2**20, "Lambda takes at most 250 MB unzipped"
