@@ -1,9 +1,12 @@
-"""Tile encodings: file extension, Content-Type and Pillow save options."""
+"""Tile encodings: file extension, Content-Type and Pillow save options, and the encoder that uses them."""
 
 from __future__ import annotations
 
-import io
+import os
+import queue
+import tempfile
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -15,12 +18,10 @@ class TileFormat:
     keeps_alpha: bool
     uses_quality: bool
 
-    def encode(self, tile: Image.Image, quality: int) -> bytes:
-        """Encode one tile; Pillow releases the GIL while it compresses."""
-        buffer = io.BytesIO()
-        options = {"quality": quality} if self.uses_quality else {"compress_level": 6}
-        tile.save(buffer, format=_PILLOW_NAMES[self.name], **options)
-        return buffer.getvalue()
+    def save_options(self, quality: int) -> dict[str, Any]:
+        """Keyword arguments for ``Image.save``: the format's Pillow name and its settings."""
+        options: dict[str, Any] = {"quality": quality} if self.uses_quality else {"compress_level": 6}
+        return {"format": _PILLOW_NAMES[self.name], **options}
 
 
 _PILLOW_NAMES = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -40,3 +41,48 @@ def tile_format(name: str) -> TileFormat:
         return FORMATS[key]
     except KeyError:
         raise ValueError(f"unknown tile format {name!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+class TileEncoder:
+    """Encodes tiles to bytes on any number of threads, in parallel.
+
+    Pillow lets go of the GIL while it encodes only when it writes to a file
+    descriptor; into a ``BytesIO`` it holds the GIL throughout, so tiles
+    encoded on a pool would take turns on one core. So each tile is encoded
+    into an in-memory file (a memfd), one per thread at a time, and read back.
+    ``close`` releases those files.
+    """
+
+    def __init__(self, tile_format: TileFormat, quality: int) -> None:
+        self.options = tile_format.save_options(quality)
+        self._spare: queue.SimpleQueue[BinaryIO] = queue.SimpleQueue()
+        self._opened: list[BinaryIO] = []
+
+    def encode(self, tile: Image.Image) -> bytes:
+        file = self._take()
+        try:
+            file.seek(0)
+            tile.save(file, **self.options)
+            return os.pread(file.fileno(), file.tell(), 0)
+        finally:
+            self._spare.put(file)
+
+    def close(self) -> None:
+        for file in self._opened:
+            file.close()
+
+    def _take(self) -> BinaryIO:
+        try:
+            return self._spare.get_nowait()
+        except queue.Empty:
+            file = _scratch_file()
+            self._opened.append(file)  # list.append is atomic, so threads may race here
+            return file
+
+
+def _scratch_file() -> BinaryIO:
+    """An unnamed file that lives in memory: a memfd, or where there is none, an unlinked temporary file."""
+    try:
+        return open(os.memfd_create("deepzoom-tile", os.MFD_CLOEXEC), "w+b", buffering=0)
+    except (AttributeError, OSError):  # not Linux, or memfd refused
+        return tempfile.TemporaryFile(buffering=0)

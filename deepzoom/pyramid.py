@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from . import dzi
+from .formats import TileEncoder
 from .geometry import DeepZoomGeometry
 from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
 from .iiif import INFO, IIIFLayout
@@ -208,7 +209,7 @@ class _TileWriter:
     def __init__(self, sink: TileSink, settings: TileSettings, workers: int, progress: Progress | None) -> None:
         self.sink = sink
         self.format = settings.tile_format
-        self.quality = settings.quality
+        self.encoder = TileEncoder(self.format, settings.quality)
         self.extension = self.format.name
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepzoom-tile")
@@ -236,7 +237,7 @@ class _TileWriter:
 
     def _store(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
         try:
-            data = self.format.encode(rows.crop(box), self.quality)
+            data = self.encoder.encode(rows.crop(box))
             for path in paths:
                 self.sink.put(path, data, self.format.content_type)
             with self._lock:
@@ -254,9 +255,11 @@ class _TileWriter:
     def close(self) -> tuple[int, int]:
         """Wait for every tile; raise the first failure. Returns (tiles, bytes)."""
         self._pool.shutdown(wait=True)
+        self.encoder.close()
         if self._error is not None:
             raise self._error
         return self._tiles, self._bytes
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.encoder.close()

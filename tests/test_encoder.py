@@ -1,0 +1,75 @@
+"""TileEncoder: the bytes Pillow would write, from many threads at once, through in-memory files it closes."""
+
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from PIL import Image
+
+from deepzoom.formats import FORMATS, TileEncoder
+from helpers import sample_image
+
+
+def pillow_bytes(tile: Image.Image, format_name: str, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    tile.save(buffer, **FORMATS[format_name].save_options(quality))
+    return buffer.getvalue()
+
+
+def open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(("format_name", "mode"), [("jpg", "RGB"), ("png", "RGBA"), ("webp", "RGBA")])
+def test_bytes_are_those_pillow_writes(format_name, mode):
+    tile = sample_image(254, 190, mode)
+    encoder = TileEncoder(FORMATS[format_name], 70)
+    try:
+        assert encoder.encode(tile) == pillow_bytes(tile, format_name, 70)
+    finally:
+        encoder.close()
+
+
+def test_a_small_tile_after_a_large_one_carries_nothing_of_it():
+    large, small = sample_image(512, 512, seed=2), sample_image(3, 2, seed=3)
+    encoder = TileEncoder(FORMATS["png"], 80)
+    try:
+        assert encoder.encode(large) == pillow_bytes(large, "png", 80)
+        assert encoder.encode(small) == pillow_bytes(small, "png", 80)
+    finally:
+        encoder.close()
+
+
+def test_tiles_encoded_on_many_threads_do_not_mix():
+    tiles = [sample_image(64 + seed % 7 * 30, 50 + seed % 5 * 40, seed=seed) for seed in range(120)]
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            encoded = list(pool.map(encoder.encode, tiles))
+    finally:
+        encoder.close()
+    assert encoded == [pillow_bytes(tile, "jpg", 80) for tile in tiles]
+
+
+def test_close_releases_every_scratch_file():
+    before = open_descriptors()
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(encoder.encode, [sample_image(254, 254, seed=seed) for seed in range(16)]))
+    assert open_descriptors() - before, "the encoder should hold its scratch files open between tiles"
+    encoder.close()
+    assert open_descriptors() - before == set()
+
+
+def test_without_memfd_an_unlinked_temporary_file_does_the_same(monkeypatch):
+    def refused(*args: object) -> int:
+        raise OSError("memfd_create refused")
+
+    monkeypatch.setattr(os, "memfd_create", refused)
+    tile = sample_image(100, 80)
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    try:
+        assert encoder.encode(tile) == pillow_bytes(tile, "jpg", 80)
+    finally:
+        encoder.close()
