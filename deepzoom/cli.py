@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
         image = open_image(args.src, max_pixels=args.max_pixels)
     except (DeepZoomError, ValueError, OSError) as error:
-        print(f"deepzoom: {args.src}: {error}", file=sys.stderr)
+        print(f"deepzoom: {args.src}: {_reason(error)}", file=sys.stderr)
         return 1
     iiif = IIIFOutput(args.iiif_id, args.iiif_tile_size) if args.iiif_id else None
     total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 iiif=iiif,
             )
         except OSError as error:
-            print(f"deepzoom: {args.outdir}: {error}", file=sys.stderr)
+            print(f"deepzoom: {args.outdir}: {_reason(error)}", file=sys.stderr)
             return 1
     seconds = time.perf_counter() - started
     print(
@@ -79,3 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{stats.levels} levels, {stats.tiles} tiles, {stats.bytes / 1e6:.1f} MB in {seconds:.2f} s"
     )
     return 0
+
+
+def _reason(error: Exception) -> str:
+    """The reason alone: an OSError's text without the errno and the path the line already names."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)

@@ -51,6 +51,18 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_missing_source_and_unwritable_output_are_one_line_each(tmp_path):
+    missing = run(tmp_path / "gone.jpg", tmp_path / "out")
+    assert missing.returncode == 1
+    assert missing.stderr == f"deepzoom: {tmp_path / 'gone.jpg'}: No such file or directory\n"
+    source = tmp_path / "a.png"
+    sample_image(10, 10).save(source)
+    (tmp_path / "file").write_text("in the way")
+    blocked = run(source, tmp_path / "file")
+    assert blocked.returncode == 1
+    assert blocked.stderr == f"deepzoom: {tmp_path / 'file'}: Not a directory\n"
+
+
 def test_over_the_pixel_limit(tmp_path):
     source = tmp_path / "big.png"
     sample_image(100, 100).save(source)
