@@ -68,7 +68,7 @@ UPLOAD_CONCURRENCY = _number("UPLOAD_CONCURRENCY", 64)
 # so keep this short unless your sources never change.
 CACHE_CONTROL = _text("CACHE_CONTROL", "public, max-age=86400")
 # First attempt of each tile PUT signed by s3zoom.sigv4 and sent on kept-alive http.client connections
-# (about a fifth of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
+# (about a sixth of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
 DIRECT_UPLOADS = _switch("DIRECT_UPLOADS", True)
 # botocore's retry mode ("standard" or "adaptive") and attempts, enough to ride out SlowDown and 5xx.
 S3_RETRY_MODE = _text("S3_RETRY_MODE", "adaptive")

@@ -46,10 +46,12 @@ def tile_format(name: str) -> TileFormat:
 class TileEncoder:
     """Encodes tiles to bytes on any number of threads, in parallel.
 
-    Pillow lets go of the GIL while it encodes only when it writes to a file
+    Pillow's JPEG encoder lets go of the GIL only when it writes to a file
     descriptor; into a ``BytesIO`` it holds the GIL throughout, so tiles
     encoded on a pool would take turns on one core. So each tile is encoded
     into an in-memory file (a memfd), one per thread at a time, and read back.
+    (PNG data goes through a wrapper without a descriptor and WebP lets go of
+    the GIL anyway: for those the file gains nothing and costs little.)
     ``close`` releases those files.
     """
 
@@ -81,7 +83,7 @@ class TileEncoder:
 
 
 def _scratch_file() -> BinaryIO:
-    """An unnamed file that lives in memory: a memfd, or where there is none, an unlinked temporary file."""
+    """An unnamed file in memory (a memfd), or where there is none, an unlinked file in the temporary folder."""
     try:
         return open(os.memfd_create("deepzoom-tile", os.MFD_CLOEXEC), "w+b", buffering=0)
     except (AttributeError, OSError):  # not Linux, or memfd refused

@@ -14,7 +14,9 @@ given; ``pids`` the serving processes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -33,25 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     port = args.port or _free_port()
     url = f"http://127.0.0.1:{port}"
-    children = [_serve(port)]
-    urls = {"s3": url, "endpoint": url, "pids": _process_tree(children[0].pid)}
-    if args.latency:
-        command = [sys.executable, "-m", "localaws.proxy", url, "--latency", str(args.latency)]
-        proxy = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        children.append(proxy)
-        assert proxy.stdout is not None
-        urls["endpoint"] = proxy.stdout.readline().strip()
-        urls["pids"].append(proxy.pid)
-    print(json.dumps(urls), flush=True)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
-        children[0].wait()
+        server = _serve(port)
+        urls = {"s3": url, "endpoint": url, "pids": _process_tree(server.pid)}
+        if args.latency:
+            command = [sys.executable, "-m", "localaws.proxy", url, "--latency", str(args.latency)]
+            proxy = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            assert proxy.stdout is not None
+            urls["endpoint"] = proxy.stdout.readline().strip()
+            urls["pids"].append(proxy.pid)
+        print(json.dumps(urls), flush=True)
+        server.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
-            child.terminate()
-            child.wait()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        _stop_children()
     return 0
 
 
@@ -70,7 +70,6 @@ def _serve(port: int) -> subprocess.Popen:
             return server
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
                 raise RuntimeError(f"the local S3 did not start on port {port}") from None
             time.sleep(0.05)
 
@@ -81,13 +80,26 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _stop_children() -> None:
+    """Stop and reap every process this one started, found in /proc rather than through Popen objects:
+    a SIGTERM that lands inside ``Popen()`` leaves a child running that no Popen object holds."""
+    children = _children(os.getpid())
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
 def _process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (granian runs its worker in a child process)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += _process_tree(int(child))
-    return found
+    return [pid, *(descendant for child in _children(pid) for descendant in _process_tree(child))]
 
 
 if __name__ == "__main__":

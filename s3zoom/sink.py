@@ -42,9 +42,11 @@ class S3Sink:
                 self.direct.put(path, data, self._headers(content_type))
                 return
             except DirectPutError as error:
-                log.debug("retrying through boto3: %s", error)
                 with self._lock:
                     self.retried += 1
+                    first = self.retried == 1
+                # the first one loudly: a lean path that always fails (a proxy, a signing mismatch) costs a PUT a tile
+                log.log(logging.WARNING if first else logging.DEBUG, "retrying through boto3: %s", error)
         options = {"CacheControl": self.cache_control} if self.cache_control else {}
         self.client.put_object(
             Bucket=self.bucket, Key=path, Body=data, ContentType=content_type, Metadata=self.metadata, **options

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 
-from s3zoom.clients import DirectPut, DirectPutError
+from s3zoom.clients import DirectPut, DirectPutError, _host_header
 
 
 class Recorder(ThreadingHTTPServer):
@@ -18,6 +18,7 @@ class Recorder(ThreadingHTTPServer):
     without saying so (as S3 does to a connection left idle), so the client finds out only by looking."""
 
     status = 200
+    answer = b""
     close_idle = False
 
     def __init__(self) -> None:
@@ -43,8 +44,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.puts.append((self.path, self.headers, body))
         self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(self.server.answer)))
         self.end_headers()
+        self.wfile.write(self.server.answer)
         self.close_connection = self.server.close_idle
 
     def log_message(self, format: str, *args: object) -> None:
@@ -76,6 +78,7 @@ def test_puts_share_one_kept_alive_connection(recorder):
     assert (path, body) == ("/zoom/a%20b_files/0/4_0.jpg", b"tile")
     assert headers["Content-Type"] == "image/jpeg"
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
+    assert headers["Host"] == "%s:%d" % recorder.server_address[:2]  # the host that was signed
 
 
 def test_a_connection_the_server_closed_is_replaced_not_failed(recorder):
@@ -92,3 +95,33 @@ def test_an_error_answer_names_the_key_and_status(recorder):
     recorder.status = 503
     with pytest.raises(DirectPutError, match=r"img_files/9/1_2\.jpg: HTTP 503"):
         direct_put(recorder).put("img_files/9/1_2.jpg", b"tile", {})
+
+
+def test_an_error_answer_carries_s3s_code(recorder):
+    recorder.status = 503
+    recorder.answer = b"<?xml version='1.0'?><Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
+    with pytest.raises(DirectPutError, match=r"img_files/9/1_2\.jpg: HTTP 503 SlowDown$"):
+        direct_put(recorder).put("img_files/9/1_2.jpg", b"tile", {})
+
+
+def test_a_header_http_client_refuses_is_a_direct_put_error_naming_the_key(recorder):
+    put = direct_put(recorder)
+    with pytest.raises(DirectPutError, match=r"^img_files/0/0_0\.jpg: ValueError"):
+        put.put("img_files/0/0_0.jpg", b"tile", {"Cache-Control": "public\r\nX-Injected: 1"})
+    put.put("img_files/0/0_0.jpg", b"tile", {"Cache-Control": "public"})  # and the next PUT goes through
+    assert [path for path, _, _ in recorder.puts] == ["/zoom/img_files/0/0_0.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "netloc", "host"),
+    [
+        ("https", "s3.example.com:443", "s3.example.com"),
+        ("http", "127.0.0.1:80", "127.0.0.1"),
+        ("http", "127.0.0.1:9000", "127.0.0.1:9000"),
+        ("https", "s3.example.com:80", "s3.example.com:80"),
+        ("http", "[::1]:80", "[::1]"),
+        ("http", "[::1]", "[::1]"),
+    ],
+)
+def test_the_signed_host_drops_the_default_port_as_http_client_does(scheme, netloc, host):
+    assert _host_header(scheme, netloc) == host

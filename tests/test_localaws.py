@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import boto3
@@ -34,3 +36,27 @@ def test_serves_s3_behind_the_proxy_and_stops_cleanly():
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids), "every serving process has exited"
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            for child in map(int, children.read().split()):
+                found += [child, *_descendants(child)]
+    return found
+
+
+def test_stopped_while_starting_it_leaves_nothing_running():
+    rig = subprocess.Popen([sys.executable, "-m", "localaws", "--latency", "0.01"], stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (started := _descendants(rig.pid)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert started, "the server process was started"
+    rig.terminate()  # granian is still starting, perhaps not even out of Popen(): it answers nothing yet
+    output, _ = rig.communicate(timeout=30)  # the pipe closes once every process that shares it has gone
+    assert rig.returncode == 0 and output == b"", "stopped cleanly before it was ready"
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in started), "every process it started has exited"

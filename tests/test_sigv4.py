@@ -75,19 +75,25 @@ def test_any_key_and_body_signed_as_botocore_signs_it(key, body, secret):
     assert lean_headers(credentials, "us-east-1", path, TILE_HEADERS, body) == theirs
 
 
+def botocore_authorization(credentials: Credentials, at: datetime.datetime) -> str:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: at.replace(tzinfo=None))
+        request = AWSRequest(method="PUT", url=f"http://{HOST}/zoom/a.jpg", data=b"")
+        S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
+    return request.headers["Authorization"]
+
+
 def test_signing_key_follows_the_day_and_the_credentials():
     """The key is kept for the day; a new day or rotated credentials derive a new one."""
-    now = [MOMENT.timestamp()]
+    now = [MOMENT]
     credentials = FrozenCredentials(Credentials("AKIDEXAMPLE", "first-secret"))
-    signer = S3Signer(credentials, "us-east-1", clock=lambda: now[0])
-    first = signer.sign("PUT", HOST, "/zoom/a.jpg", {}, b"")["authorization"]
-    now[0] += 2  # past midnight UTC
-    next_day = signer.sign("PUT", HOST, "/zoom/a.jpg", {}, b"")
-    assert "/20261125/" in next_day["authorization"] and next_day["authorization"] != first
-    credentials.credentials = Credentials("AKIDOTHER", "second-secret")
-    rotated = signer.sign("PUT", HOST, "/zoom/a.jpg", {}, b"")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: datetime.datetime(2026, 11, 25, 0, 0, 0))
-        request = AWSRequest(method="PUT", url=f"http://{HOST}/zoom/a.jpg", data=b"")
-        S3SigV4Auth(credentials.credentials, "s3", "us-east-1").add_auth(request)
-    assert rotated["authorization"] == request.headers["Authorization"]
+    signer = S3Signer(credentials, "us-east-1", clock=lambda: now[0].timestamp())
+    for moment, secret in [
+        (MOMENT, "first-secret"),
+        (MOMENT + datetime.timedelta(seconds=2), "first-secret"),  # past midnight UTC: the next day's key
+        (MOMENT + datetime.timedelta(seconds=3), "second-secret"),  # rotated credentials: their key
+    ]:
+        now[0] = moment
+        credentials.credentials = Credentials("AKIDEXAMPLE", secret)
+        ours = signer.sign("PUT", HOST, "/zoom/a.jpg", {}, b"")["authorization"]
+        assert ours == botocore_authorization(credentials.credentials, moment)
