@@ -67,7 +67,7 @@ def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of each method (median kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs of each method (median kept)")
     parser.add_argument("--skip-slow", action="store_true", help="leave out the original (about two minutes a run)")
     args = parser.parse_args(argv)
     methods = [name for name in METHODS if not (args.skip_slow and name == "original")]
