@@ -10,6 +10,7 @@ import time
 import boto3
 
 from bench.locals3 import local_s3
+from localaws.__main__ import _process_tree
 
 
 def _alive(pid: int) -> bool:
@@ -18,6 +19,14 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _all_exit(pids: list[int], seconds: float = 10) -> bool:
+    """Whether every one of ``pids`` has exited within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(_alive(pid) for pid in pids)
 
 
 def test_serves_s3_behind_the_proxy_and_stops_cleanly():
@@ -32,31 +41,16 @@ def test_serves_s3_behind_the_proxy_and_stops_cleanly():
         assert got["Body"].read() == b"x" * 10 and got["ContentType"] == "image/jpeg"
         pids = urls["pids"]
         assert all(_alive(pid) for pid in pids)
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids), "every serving process has exited"
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as children:
-            for child in map(int, children.read().split()):
-                found += [child, *_descendants(child)]
-    return found
+    assert _all_exit(pids), "every serving process has exited"
 
 
 def test_stopped_while_starting_it_leaves_nothing_running():
     rig = subprocess.Popen([sys.executable, "-m", "localaws", "--latency", "0.01"], stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while not (started := _descendants(rig.pid)) and time.monotonic() < deadline:
+    while not (started := _process_tree(rig.pid)[1:]) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert started, "the server process was started"
     rig.terminate()  # granian is still starting, perhaps not even out of Popen(): it answers nothing yet
     output, _ = rig.communicate(timeout=30)  # the pipe closes once every process that shares it has gone
     assert rig.returncode == 0 and output == b"", "stopped cleanly before it was ready"
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in started), "every process it started has exited"
+    assert _all_exit(started), "every process it started has exited"
