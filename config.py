@@ -12,7 +12,7 @@ import json
 import os
 from urllib.parse import quote
 
-from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, TileSettings
+from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, TileSettings, memory_available
 
 
 def _text(name: str, default: str) -> str:
@@ -51,9 +51,13 @@ TILE_FORMAT = _text("TILE_FORMAT", "jpg")  # jpg, png or webp
 TILE_QUALITY = _number("TILE_QUALITY", 80)  # JPEG and WebP, 1-100
 BACKGROUND = _text("BACKGROUND", "#ffffff")  # what transparency is flattened onto in JPEG tiles
 
-# Images whose header declares more pixels than this are refused before decoding.
-# Decoding costs about 4.5 bytes a pixel at peak, so 2 GP needs the largest (10 GB) Lambda.
+# Images whose header declares more pixels than this are refused before decoding: a cap on work and time.
 MAX_PIXELS = _number("MAX_PIXELS", DEFAULT_MAX_PIXELS)
+# Memory admission: an image whose conversion is estimated (from its header) to need more memory than the
+# function has is refused before it is downloaded. The function's memory is Lambda's memory size, else the
+# cgroup's limit, else this many MB (0: this machine's physical memory).
+MEMORY_LIMIT_MB = _number("MEMORY_LIMIT_MB", 0)
+MEMORY_LIMIT = memory_available(MEMORY_LIMIT_MB * 2**20 or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 # Source keys with other extensions are skipped (case-insensitive, comma-separated).
 ACCEPTED_EXTENSIONS = frozenset(

@@ -5,18 +5,20 @@ Two steps, so callers can time and handle them apart::
     image = deepzoom.open_image("scan.tif", max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
     deepzoom.write_pyramid(image, deepzoom.DirectorySink("out"), "scan")
 
-``open_image`` raises :class:`InvalidImage` or :class:`ImageTooLarge` before a
-single tile exists; ``write_pyramid`` writes the tiles, then ``scan.dzi``.
+``open_image`` raises :class:`InvalidImage` or :class:`ImageTooLarge` for what
+its header gives away; ``write_pyramid`` writes the tiles, then ``scan.dzi``
+(a streamed image's decode errors surface there, and no ``.dzi`` is written).
 """
 
 from .errors import DeepZoomError, ImageTooLarge, InvalidImage
 from .formats import FORMATS, TileFormat, tile_format
 from .geometry import DeepZoomGeometry
 from .iiif import IIIFLayout
+from .memory import estimated_peak, memory_available
 from .pyramid import IIIFOutput, PyramidStats, descriptor_path, iiif_folder, tile_path, write_pyramid
 from .settings import DEFAULT_MAX_PIXELS, TileSettings
 from .sinks import DirectorySink, TileSink
-from .source import SourceImage, open_image
+from .source import SourceImage, check_header, open_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -33,8 +35,11 @@ __all__ = [
     "TileFormat",
     "TileSettings",
     "TileSink",
+    "check_header",
     "descriptor_path",
+    "estimated_peak",
     "iiif_folder",
+    "memory_available",
     "open_image",
     "tile_format",
     "tile_path",

@@ -112,6 +112,7 @@ def write_pyramid(
     try:
         for band in source.bands(band_height, settings.flatten_onto):
             top.push(band)
+            del band  # not held while the next band decodes
         top.finish()
     except BaseException:
         writer.abort()

@@ -8,9 +8,9 @@ from PIL import ImageColor
 
 from .formats import TileFormat, tile_format
 
-# Decoded RGB(A) costs 4 bytes a pixel in Pillow; 2 GP is about 8 GB, which
-# with the streaming pyramid's small overhead fits a 10 GB Lambda.
-DEFAULT_MAX_PIXELS = 2_000_000_000
+# A cap on work, not on memory (memory admission guards that): 10 GP is about 160,000 tiles,
+# some ten minutes of a one-vCPU Lambda, inside its 15-minute limit.
+DEFAULT_MAX_PIXELS = 10_000_000_000
 
 
 @dataclass(frozen=True)

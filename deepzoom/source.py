@@ -1,13 +1,15 @@
 """Image normalisation: whatever people upload, handed out as 8-bit sRGB bands.
 
-The file is decoded once, in its own mode. Everything else (EXIF orientation,
-ICC to sRGB, deep or palette or CMYK pixels to RGB(A), alpha flattening) is
-applied to one horizontal band at a time, so a 1 GP scan never needs a second
-full-size copy.
+The file is decoded once, in its own mode: band by band where it can stream
+(see :mod:`deepzoom.streaming`), else whole. Everything else (EXIF
+orientation, ICC to sRGB, deep or palette or CMYK pixels to RGB(A), alpha
+flattening) is applied to one horizontal band at a time, so no image ever
+needs a second full-size copy.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import ImageTooLarge, InvalidImage
+from .memory import estimated_peak
+from .streaming import stream_refusal, stream_rows
 
 try:  # phones upload HEIC; without the plugin those files are simply unreadable
     import pillow_heif
@@ -68,13 +72,20 @@ def _pillow_pixel_limit_lifted() -> Iterator[None]:
 
 @dataclass
 class SourceImage:
-    """A decoded image that hands out normalised bands of its upright view."""
+    """An image that hands out normalised bands of its upright view.
+
+    ``image`` is decoded whole unless ``streamed``: then it is the opened file,
+    whose rows are decoded as the bands are asked for. ``decoding`` says which,
+    and why, for the conversion's log line.
+    """
 
     image: Image.Image
     transpose: Image.Transpose | None
     icc_transform: ImageCms.ImageCmsTransform | None
     deep_scale: tuple[float, float] | None
     has_alpha: bool
+    streamed: bool = False
+    decoding: str = "decoded whole"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -86,9 +97,16 @@ class SourceImage:
         """The upright image as RGB or RGBA bands of ``height`` rows, top to bottom.
 
         Alpha is kept unless ``flatten_onto`` names a colour to composite onto.
-        An image that needs no change is handed out whole, with no copy.
+        A decoded image that needs no change is handed out whole, with no copy.
+        A streamed one is decoded as the bands are taken; its decode errors
+        surface here, as :class:`InvalidImage`.
         """
-        if self._needs_no_change():
+        if self.streamed:  # map() keeps no band alive while the next one decodes, as a loop variable would
+            yield from map(
+                functools.partial(self._streamed_band, flatten_onto=flatten_onto), stream_rows(self.image, height)
+            )
+            return
+        if self._needs_no_change(self.image):
             yield self.image
             return
         full_height = self.size[1]
@@ -98,9 +116,16 @@ class SourceImage:
                 band = band.transpose(self.transpose)
             yield self._normalise(band, flatten_onto)
 
-    def _needs_no_change(self) -> bool:
-        plain = self.image.mode == "RGB" and not self.has_alpha  # so there is no alpha to flatten either
-        return plain and self.transpose is None and self.icc_transform is None
+    def _streamed_band(self, band: Image.Image, flatten_onto: tuple[int, int, int] | None) -> Image.Image:
+        if self.transpose is not None:  # at most a mirror, or the image would not stream
+            band = band.transpose(self.transpose)
+        return band if self._needs_no_change(band) else self._normalise(band, flatten_onto)
+
+    def _needs_no_change(self, band: Image.Image) -> bool:
+        """Is ``band`` (oriented already if it was streamed) what the tiles need as it is?"""
+        plain = band.mode == "RGB" and not self.has_alpha  # so there is no alpha to flatten either
+        oriented = self.streamed or self.transpose is None
+        return plain and oriented and self.icc_transform is None
 
     def _stored_box(self, top: int, bottom: int) -> tuple[int, int, int, int]:
         """The box of the stored (not yet oriented) pixels that become those rows."""
@@ -141,21 +166,77 @@ class SourceImage:
         return flat
 
 
-def open_image(path: str | os.PathLike[str], *, max_pixels: int) -> SourceImage:
-    """Check and decode ``path``; raise :class:`InvalidImage` or :class:`ImageTooLarge` if it won't do.
+def open_image(path: str | os.PathLike[str], *, max_pixels: int, memory_limit: int | None = None) -> SourceImage:
+    """Check ``path`` and prepare its decode; raise :class:`InvalidImage` or :class:`ImageTooLarge` if it won't do.
 
-    The pixel limit is checked from the header, before any pixel is decoded.
+    Both limits are checked from the header, before any pixel is decoded:
+    ``max_pixels`` as it is, ``memory_limit`` (bytes) against the peak that
+    decoding this file on the path it takes (streamed or whole) is estimated
+    to need. An image that can stream is decoded as its bands are taken
+    (decode errors then surface from :meth:`SourceImage.bands`); any other is
+    decoded here.
     """
     name = os.fspath(path)
     if os.path.getsize(name) == 0:
         raise InvalidImage("empty file (0 bytes)")
+    image = _opened(name)
+    refusal = _stream_refusal(image)
+    _admit(image, refusal, max_pixels, memory_limit)
+    if refusal is None:
+        decoding = "streamed"
+    else:
+        decoding = f"decoded whole: {refusal}"
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise InvalidImage(f"cannot decode {image.format or 'image'} data: {error}") from None
+    return SourceImage(
+        image=image,
+        transpose=_transpose_for(image),
+        icc_transform=_icc_transform_for(image),
+        deep_scale=_deep_scale_for(image),
+        has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
+        streamed=refusal is None,
+        decoding=decoding,
+    )
+
+
+def check_header(head: bytes, *, max_pixels: int, memory_limit: int | None = None) -> bool:
+    """Apply :func:`open_image`'s limits to the first bytes of a file, before it is fetched whole.
+
+    Raises as :func:`open_image` would; returns False when ``head`` is too
+    short to tell (the header runs on, or the format keeps it at the end).
+    """
     try:
         with _pillow_pixel_limit_lifted():
-            image = Image.open(name)
+            image = Image.open(io.BytesIO(head))
+        refusal = _stream_refusal(image)
+    except Exception:  # noqa: BLE001 - a cut-off header fails in many ways; open_image judges the whole file
+        return False
+    _admit(image, refusal, max_pixels, memory_limit)
+    return True
+
+
+def _stream_refusal(image: Image.Image) -> str | None:
+    """Why ``image`` must be decoded whole, if it must: its format, or an orientation that reorders rows."""
+    refusal = stream_refusal(image)
+    if refusal is None and _transpose_for(image) not in (None, Image.Transpose.FLIP_LEFT_RIGHT):
+        return "EXIF orientation that turns or flips the rows upside down"
+    return refusal
+
+
+def _opened(name: str) -> Image.Image:
+    try:
+        with _pillow_pixel_limit_lifted():
+            return Image.open(name)
     except UnidentifiedImageError:
         raise InvalidImage("not an image in a format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidImage(f"unreadable image header: {error}") from None
+
+
+def _admit(image: Image.Image, refusal: str | None, max_pixels: int, memory_limit: int | None) -> None:
+    """Refuse what is over the pixel cap, or what would need more memory than there is."""
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidImage(f"image has no pixels ({width}x{height})")
@@ -163,20 +244,20 @@ def open_image(path: str | os.PathLike[str], *, max_pixels: int) -> SourceImage:
         raise ImageTooLarge(
             f"{width}x{height} is {width * height / 1e6:,.0f} MP, over the limit of {max_pixels / 1e6:,.0f} MP"
         )
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise InvalidImage(f"cannot decode {image.format or 'image'} data: {error}") from None
-    return SourceImage(
-        image=image,
-        transpose=_transpose_for(image),
-        icc_transform=_icc_transform_for(image),
-        deep_scale=_deep_scale_for(image),
-        has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
-    )
+    if memory_limit is None:
+        return
+    needed = estimated_peak(image, streamed=refusal is None)
+    if needed > memory_limit:
+        path = "streamed" if refusal is None else f"decoded whole: {refusal}"
+        raise ImageTooLarge(
+            f"{width}x{height} ({path}) needs about {needed / 2**20:,.0f} MB to convert, "
+            f"more than the {memory_limit / 2**20:,.0f} MB there are"
+        )
 
 
 def _transpose_for(image: Image.Image) -> Image.Transpose | None:
+    if image.format == "PNG" and "exif" not in image.info:
+        return None  # else getexif() decodes the whole image to look behind it (streaming checked there is none)
     try:
         orientation = image.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # a broken EXIF block must not cost the picture  # noqa: BLE001

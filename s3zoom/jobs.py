@@ -39,6 +39,7 @@ SOURCE_VERSION = "lambdazoom-source-version"
 SETTINGS = "lambdazoom-settings"
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 SCRATCH_PREFIX = "lambdazoom-"
+HEADER_BYTES = 256 * 1024  # enough for a JPEG's EXIF and ICC segments or a PNG's chunks before its pixels
 STALE_SCRATCH_SECONDS = 900  # Lambda's longest run: an older scratch folder belongs to no live invocation
 
 
@@ -86,6 +87,7 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         raise RuntimeError(str(error)) from None
     size = source["ContentLength"]
     report["bytes"] = size
+    _admit_from_header(s3, bucket, key, source)
     _remove_stale_scratch()
     _check_scratch_space(size)
 
@@ -95,11 +97,12 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         with _timed(timings, "download"):
             extra = {"VersionId": source["VersionId"]} if source.get("VersionId") else None
             s3.download_file(bucket, key, path, ExtraArgs=extra)
-        with _timed(timings, "decode"):
+        with _timed(timings, "open"):  # a streamed image is decoded while it is tiled, a whole one here
             try:
-                image = deepzoom.open_image(path, max_pixels=config.MAX_PIXELS)
+                image = deepzoom.open_image(path, max_pixels=config.MAX_PIXELS, memory_limit=config.MEMORY_LIMIT)
             except deepzoom.DeepZoomError as error:
                 raise PermanentFailure(str(error)) from None
+        report["decoding"] = image.decoding
         settings = config.tile_settings()
         if published is not None:  # a different source or settings: no viewer may pair them with new tiles
             _delete(s3, [keys.descriptor, keys.iiif_prefix + deepzoom.iiif.INFO])
@@ -116,9 +119,12 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         with _timed(timings, "tile_upload"):
             if config.VIEWER_PAGES:  # before the descriptor, which marks the whole as done
                 sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
-            stats = deepzoom.write_pyramid(
-                image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY, iiif=iiif
-            )
+            try:
+                stats = deepzoom.write_pyramid(
+                    image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY, iiif=iiif
+                )
+            except deepzoom.DeepZoomError as error:  # a streamed image's data broke off: no descriptor was written
+                raise PermanentFailure(_withdrawn(s3, keys, str(error))) from None
         del image
     return {
         **report,
@@ -241,6 +247,29 @@ def _remove_stale_scratch() -> None:
                 continue
             if stale:
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _withdrawn(s3: Any, keys: PyramidKeys, reason: str) -> str:
+    """Delete the page and tiles a conversion wrote before its source's data broke off; ``reason``, told so."""
+    _delete(s3, [keys.page] if config.VIEWER_PAGES else [])
+    deleted = _delete(s3, _stale_tiles(s3, keys, wanted=set()))
+    return f"{reason} (the {deleted} tiles written before that were deleted)" if deleted else reason
+
+
+def _admit_from_header(s3: Any, bucket: str, key: str, source: dict[str, Any]) -> None:
+    """Refuse an image over MAX_PIXELS or the function's memory from its first bytes, before downloading it.
+
+    Formats that keep their header further in (a TIFF whose directory is at the end) are judged after the
+    download instead, by the same rule.
+    """
+    if source["ContentLength"] == 0:
+        return  # nothing to range over; open_image names it
+    extra = {"VersionId": source["VersionId"]} if source.get("VersionId") else {}
+    head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}", **extra)["Body"].read()
+    try:
+        deepzoom.check_header(head, max_pixels=config.MAX_PIXELS, memory_limit=config.MEMORY_LIMIT)
+    except deepzoom.DeepZoomError as error:
+        raise PermanentFailure(str(error)) from None
 
 
 def _check_scratch_space(size: int) -> None:

@@ -1,4 +1,8 @@
-"""Bad input gets a typed exception with a one-line reason, before any tile exists."""
+"""Bad input gets a typed exception with a one-line reason, and never a descriptor.
+
+An image decoded whole fails in ``open_image``, before any tile exists; one
+that streams may fail once tiling has begun, but its ``.dzi`` is never written.
+"""
 
 import io
 import struct
@@ -51,15 +55,21 @@ def test_unusable_files_raise_invalid_image(tmp_path, name):
     source = tmp_path / name
     source.write_bytes(content)
     with pytest.raises(deepzoom.InvalidImage) as raised:
-        deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+        tile(source, tmp_path / "out")
     message = str(raised.value)
     assert reason in message and "\n" not in message
+    assert not (tmp_path / "out" / "image.dzi").exists()
+
+
+def tile(source, out):
+    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image")
 
 
 def test_pixel_limit_is_checked_from_the_header(tmp_path):
     source = tmp_path / "huge.png"
-    source.write_bytes(png_header(100_000, 100_000))  # 10 GP claimed, 45 bytes on disk
-    with pytest.raises(deepzoom.ImageTooLarge, match="100000x100000"):
+    source.write_bytes(png_header(200_000, 200_000))  # 40 GP claimed, 45 bytes on disk
+    with pytest.raises(deepzoom.ImageTooLarge, match="200000x200000"):
         deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
 
 
@@ -77,7 +87,7 @@ def test_pillow_bomb_guard_does_not_refuse_large_scans(tmp_path):
     source = tmp_path / "scan.png"
     source.write_bytes(png_header(20_000, 10_000))
     with pytest.raises(deepzoom.InvalidImage, match="cannot decode"):
-        deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+        tile(source, tmp_path / "out")
     assert Image.MAX_IMAGE_PIXELS is not None, "Pillow's guard is restored for everyone else"
 
 

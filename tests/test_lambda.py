@@ -50,7 +50,8 @@ def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
     (line,) = [line for line in json_lines(caplog) if line["action"] == "converted"]
     assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 2
     assert line["bytes"] > 0 and line["output_bytes"] > 0 and line["levels"] == 11
-    assert set(line["seconds"]) == {"download", "decode", "tile_upload"}
+    assert set(line["seconds"]) == {"download", "open", "tile_upload"}
+    assert line["decoding"] == "streamed"
 
 
 @pytest.mark.parametrize(

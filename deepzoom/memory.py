@@ -1,0 +1,60 @@
+"""Memory admission: from a header alone, will this image fit in the memory we have?
+
+A conversion's peak is a fixed base (the interpreter and its libraries), the
+bands every pyramid level holds (proportional to the width), and, for images
+that cannot stream, the whole decoded image (proportional to the area). The
+constants come from ``make bench-sizing`` (``bench/sizing.py``), which
+measures the peak of real conversions and prints the fit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image
+
+BASE_BYTES = 170_000_000  # Python, boto3, Pillow, the upload pool's threads and buffers, measured at 12 MP
+BYTES_PER_COLUMN = 6_000  # rows every level holds, per pixel of width, measured at 17k and 34k pixels wide
+_DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}  # Pillow's storage; else 4
+_COEFFICIENT_BYTES = 2  # libjpeg keeps each DCT coefficient of a progressive JPEG as a 16-bit number
+
+
+def estimated_peak(image: Image.Image, streamed: bool) -> int:
+    """Bytes of resident memory converting ``image`` (opened, not decoded) is expected to reach at most."""
+    width, height = image.size
+    peak = BASE_BYTES + BYTES_PER_COLUMN * width
+    if not streamed:
+        per_pixel = _DECODED_BYTES_PER_PIXEL.get(image.mode, 4) + _progressive_jpeg_bytes_per_pixel(image)
+        peak += per_pixel * width * height
+    return peak
+
+
+def _progressive_jpeg_bytes_per_pixel(image: Image.Image) -> float:
+    """What libjpeg holds besides the output: every coefficient, one per sample of each component."""
+    if image.format not in ("JPEG", "MPO") or not image.info.get("progressive"):
+        return 0
+    layers = getattr(image, "layer", [])  # (id, horizontal sampling, vertical sampling, table) per component
+    if not layers:
+        return 3 * _COEFFICIENT_BYTES
+    most = max(h * v for _, h, v, _ in layers) or 1
+    return _COEFFICIENT_BYTES * sum(h * v for _, h, v, _ in layers) / most
+
+
+def memory_available(fallback: int | None = None) -> int | None:
+    """The memory this process may use: the Lambda function's size, else the cgroup's limit, else ``fallback``."""
+    lambda_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    if lambda_mb.isdigit():
+        return int(lambda_mb) * 1024 * 1024
+    return _cgroup_limit() or fallback
+
+
+def _cgroup_limit() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # cgroup v1 writes a huge number for "no limit"
+            return int(text)
+    return None
