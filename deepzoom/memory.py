@@ -17,6 +17,7 @@ from PIL import Image
 BASE_BYTES = 170_000_000  # Python, boto3, Pillow, the upload pool's threads and buffers, measured at 12 MP
 BYTES_PER_COLUMN = 6_000  # rows every level holds, per pixel of width, measured at 17k and 34k pixels wide
 _DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}  # Pillow's storage; else 4
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v2, v1
 _COEFFICIENT_BYTES = 2  # libjpeg keeps each DCT coefficient of a progressive JPEG as a 16-bit number
 
 
@@ -50,7 +51,7 @@ def memory_available(fallback: int | None = None) -> int | None:
 
 
 def _cgroup_limit() -> int | None:
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in CGROUP_LIMITS:
         try:
             text = Path(path).read_text().strip()
         except OSError:

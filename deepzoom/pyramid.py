@@ -28,6 +28,7 @@ from .sinks import TileSink
 from .source import SourceImage
 
 Progress = Callable[[int], None]
+IN_FLIGHT_BYTES = 32 * 2**20  # pixels of tiles queued for encoding: a few tile rows of a wide level
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,12 @@ class _Level:
 
 
 class _TileWriter:
-    """Encodes and stores tiles on a thread pool, with a bounded number in flight."""
+    """Encodes and stores tiles on a thread pool, with a bounded number, and bytes, in flight.
+
+    A queued tile keeps the rows it is cut from alive, so the pixels of queued tiles are capped
+    (``IN_FLIGHT_BYTES``) as well as their count: with 64 upload threads, a count alone would let a
+    wide image's tiles hold several bands of every level at once.
+    """
 
     def __init__(self, sink: TileSink, settings: TileSettings, workers: int, progress: Progress | None) -> None:
         self.sink = sink
@@ -214,8 +220,10 @@ class _TileWriter:
         self.extension = self.format.name
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepzoom-tile")
-        self._slots = threading.BoundedSemaphore(4 * workers)
-        self._lock = threading.Lock()
+        self._most_tiles = 4 * workers
+        self._room = threading.Condition()
+        self._queued_tiles = 0
+        self._queued_bytes = 0
         self._error: BaseException | None = None
         self._tiles = 0
         self._bytes = 0
@@ -226,31 +234,43 @@ class _TileWriter:
         The cut happens on the pool too, so the thread feeding rows only halves and schedules:
         ``rows`` is never changed once made (a level joins new bands into a new image).
         """
-        self._slots.acquire()
-        if self._error is not None:
-            self._slots.release()
-            raise self._error
+        pixels = (box[2] - box[0]) * (box[3] - box[1]) * 4
+        with self._room:
+            self._room.wait_for(lambda: self._error is not None or self._has_room(pixels))
+            if self._error is not None:
+                raise self._error
+            self._queued_tiles += 1
+            self._queued_bytes += pixels
         future = self._pool.submit(self._store, paths, rows, box)
-        future.add_done_callback(self._release)
+        future.add_done_callback(functools.partial(self._release, pixels))
 
-    def _release(self, future: Future[None]) -> None:
-        self._slots.release()
+    def _has_room(self, pixels: int) -> bool:
+        if self._queued_tiles == 0:
+            return True  # one tile always goes, however large
+        return self._queued_tiles < self._most_tiles and self._queued_bytes + pixels <= IN_FLIGHT_BYTES
+
+    def _release(self, pixels: int, future: Future[None]) -> None:
+        with self._room:
+            self._queued_tiles -= 1
+            self._queued_bytes -= pixels
+            self._room.notify_all()
 
     def _store(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
         try:
             data = self.encoder.encode(rows.crop(box))
             for path in paths:
                 self.sink.put(path, data, self.format.content_type)
-            with self._lock:
+            with self._room:
                 self._tiles += len(paths)
                 self._bytes += len(data) * len(paths)
             if self.progress is not None:
                 self.progress(len(paths))
         except BaseException as error:
             error.add_note(f"while storing tile {paths[0]}")
-            with self._lock:
+            with self._room:
                 if self._error is None:
                     self._error = error
+                self._room.notify_all()
             raise
 
     def close(self) -> tuple[int, int]:

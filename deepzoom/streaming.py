@@ -34,7 +34,7 @@ import io
 import mmap
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
@@ -42,7 +42,7 @@ from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
 from .errors import InvalidImage
 
 PAGE = mmap.PAGESIZE
-READ_BLOCK = 1 << 16  # compressed bytes fed to a decoder at a time: a few rows of a wide image
+MIN_BLOCK, MAX_BLOCK = 1 << 10, 1 << 16  # compressed bytes fed to a decoder at a time
 STREAMED_FORMATS = {"JPEG", "MPO", "PNG", "TIFF"}
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)  # Linux's value; Python 3.11 lacks the name
@@ -174,10 +174,13 @@ class _RowMap:
         tile = self.image.tile[0]
         decoder = Image._getdecoder(self.image.mode, tile.codec_name, tile.args, self.image.decoderconfig)
         decoder.setimage(self.core, tile.extents)
-        handed = 0
+        read = self._reader(tile.offset)
+        handed = fed = 0
+        block = MIN_BLOCK
         try:
             pending = b""
-            for chunk in self._compressed(tile.offset):
+            while chunk := read(block):
+                fed += len(chunk)
                 consumed, error = decoder.decode(pending + chunk)
                 if consumed < 0:  # the decoder is done, or failed
                     if error < 0:
@@ -189,6 +192,7 @@ class _RowMap:
                 while self.written - handed >= height:
                     yield self._take(handed, handed + height)
                     handed += height
+                block = self._next_block(fed, height)
             else:
                 raise InvalidImage(f"cannot decode {self.image.format} data: image file is truncated")
             while handed < self.height:
@@ -199,16 +203,23 @@ class _RowMap:
             decoder.cleanup()
             self.memory.madvise(mmap.MADV_DONTNEED)
 
-    def _compressed(self, offset: int) -> Iterator[bytes]:
-        """The compressed pixel data, in blocks: a JPEG's whole stream, or a PNG's IDAT chunks' contents."""
+    def _next_block(self, fed: int, height: int) -> int:
+        """Compressed bytes that should decode to about a quarter band, at the rate seen so far.
+
+        A fixed block would decode a few rows of a wide photo but thousands of a flat or narrow one.
+        """
+        if self.written == 0:
+            return min(2 * fed, MAX_BLOCK)
+        return max(MIN_BLOCK, min(MAX_BLOCK, fed * height // (4 * self.written)))
+
+    def _reader(self, offset: int) -> Callable[[int], bytes]:
+        """Reads the compressed pixel data: a JPEG's whole stream, or a PNG's IDAT chunks' contents."""
         stream = self.image.fp
         assert stream is not None
         if self.image.format == "PNG":
-            yield from _png_idat_data(stream, offset)
-            return
+            return _IdatReader(stream, offset).read
         stream.seek(offset)
-        while block := stream.read(READ_BLOCK):
-            yield block
+        return stream.read
 
     def _find_written(self) -> None:
         """Advance ``written`` to just past the last row with a resident page."""
@@ -231,23 +242,34 @@ class _RowMap:
         return band
 
 
-def _png_idat_data(stream: BinaryIO, offset: int) -> Iterator[bytes]:
-    """The contents of consecutive IDAT chunks, the first of which holds its data at ``offset``."""
-    stream.seek(offset - 8)
-    while True:
-        header = stream.read(8)
+class _IdatReader:
+    """The contents of a PNG's consecutive IDAT chunks as one stream, the first chunk's data at ``offset``."""
+
+    def __init__(self, stream: BinaryIO, offset: int) -> None:
+        self.stream = stream
+        stream.seek(offset - 8)
+        self.left = 0  # bytes of the current chunk not read yet
+        self.ended = False
+        self._next_chunk()
+
+    def read(self, size: int) -> bytes:
+        if self.left == 0 and not self.ended:
+            self.stream.seek(4, io.SEEK_CUR)  # the chunk's CRC
+            self._next_chunk()
+        if self.ended:
+            return b""
+        data = self.stream.read(min(size, self.left))
+        if not data:
+            raise InvalidImage("cannot decode PNG data: image file is truncated")
+        self.left -= len(data)
+        return data
+
+    def _next_chunk(self) -> None:
+        header = self.stream.read(8)
         if len(header) < 8:
             raise InvalidImage("cannot decode PNG data: image file is truncated")
         length, kind = struct.unpack(">I4s", header)
-        if kind != b"IDAT":
-            return
-        while length:
-            block = stream.read(min(length, READ_BLOCK))
-            if not block:
-                raise InvalidImage("cannot decode PNG data: image file is truncated")
-            length -= len(block)
-            yield block
-        stream.seek(4, io.SEEK_CUR)  # the chunk's CRC
+        self.left, self.ended = length, kind != b"IDAT"
 
 
 def _decoder_error(code: int) -> str:

@@ -1,0 +1,259 @@
+"""Streaming decode: bands identical to a full decode, memory held to a few bands, and a fallback that says why."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import weakref
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import deepzoom
+from deepzoom import memory, source, streaming
+from helpers import sample_image
+
+pyvips = pytest.importorskip("pyvips", reason="pyvips writes the tiled, BigTIFF and JPEG-in-TIFF files")
+
+
+def saved(tmp_path: Path, image: Image.Image, name: str, **options: object) -> Path:
+    path = tmp_path / name
+    image.save(path, **options)
+    return path
+
+
+def vips_tiff(tmp_path: Path, image: Image.Image, name: str, **options: object) -> Path:
+    png = saved(tmp_path, image, name + ".png")
+    path = tmp_path / name
+    pyvips.Image.new_from_file(str(png)).tiffsave(str(path), **options)
+    return path
+
+
+# (file name, how to write it): odd sizes, so no band or MCU boundary lines up by luck
+STREAMABLE = {
+    "420.jpg": lambda p: saved(p, sample_image(333, 517), "420.jpg", quality=90, subsampling="4:2:0"),
+    "422.jpg": lambda p: saved(p, sample_image(333, 517), "422.jpg", quality=90, subsampling="4:2:2"),
+    "444.jpg": lambda p: saved(p, sample_image(333, 517), "444.jpg", quality=90, subsampling="4:4:4"),
+    "grey.jpg": lambda p: saved(p, sample_image(301, 409, "L"), "grey.jpg"),
+    "cmyk.jpg": lambda p: saved(p, sample_image(301, 409, "CMYK"), "cmyk.jpg"),
+    "one-row.jpg": lambda p: saved(p, sample_image(999, 1), "one-row.jpg"),
+    "rgb.png": lambda p: saved(p, sample_image(333, 517), "rgb.png"),
+    "rgba.png": lambda p: saved(p, sample_image(333, 517, "RGBA"), "rgba.png"),
+    "grey.png": lambda p: saved(p, sample_image(333, 517, "L"), "grey.png"),
+    "grey-alpha.png": lambda p: saved(p, sample_image(333, 517, "LA"), "grey-alpha.png"),
+    "palette.png": lambda p: saved(p, sample_image(333, 517, "P"), "palette.png", transparency=3),
+    "bilevel.png": lambda p: saved(p, sample_image(333, 517, "1"), "bilevel.png"),
+    "16-bit-grey.png": lambda p: saved(p, sample_image(333, 517, "L").convert("I;16"), "16-bit-grey.png"),
+    "16-bit-rgba.png": lambda p: _vips_png16(p, sample_image(333, 517, "RGBA")),
+    "one-row.png": lambda p: saved(p, sample_image(999, 1), "one-row.png"),
+    "lzw.tif": lambda p: saved(p, sample_image(333, 517), "lzw.tif", compression="tiff_lzw"),
+    "deflate-grey.tif": lambda p: saved(p, sample_image(333, 517, "L"), "deflate-grey.tif", compression="tiff_adobe_deflate"),
+    "jpeg.tif": lambda p: vips_tiff(p, sample_image(333, 517), "jpeg.tif", compression="jpeg", Q=90),
+    "none-strips.tif": lambda p: vips_tiff(p, sample_image(333, 517), "none-strips.tif", compression="none"),
+    "rgba-lzw.tif": lambda p: saved(p, sample_image(333, 517, "RGBA"), "rgba-lzw.tif", compression="tiff_lzw"),
+    "tiled.tif": lambda p: vips_tiff(p, sample_image(333, 517), "tiled.tif", tile=True, tile_width=64, tile_height=48, compression="deflate"),
+    "tiled-jpeg.tif": lambda p: vips_tiff(p, sample_image(333, 517), "tiled-jpeg.tif", tile=True, tile_width=128, tile_height=128, compression="jpeg"),
+    "bigtiff-strips.tif": lambda p: vips_tiff(p, sample_image(333, 517), "bigtiff-strips.tif", compression="lzw", bigtiff=True),
+    "bigtiff-tiled.tif": lambda p: vips_tiff(p, sample_image(333, 517), "bigtiff-tiled.tif", tile=True, tile_width=64, tile_height=64, compression="none", bigtiff=True),
+}  # fmt: skip
+
+
+def _vips_png16(folder: Path, image: Image.Image) -> Path:
+    """Pillow writes no 16-bit colour PNG; libvips does."""
+    png = saved(folder, image, "rgba8.png")
+    path = folder / "16-bit-rgba.png"
+    pyvips.Image.new_from_file(str(png)).cast("ushort").__mul__(257).cast("ushort").copy(
+        interpretation="rgb16"
+    ).pngsave(str(path), bitdepth=16)
+    return path
+
+
+def full_decode(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        return image.copy()
+
+
+@pytest.mark.parametrize("name", sorted(STREAMABLE))
+def test_streamed_rows_are_the_full_decode(tmp_path, name):
+    path = STREAMABLE[name](tmp_path)
+    opened = deepzoom.open_image(path, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    assert opened.decoding == "streamed"
+    expected = full_decode(path)
+    top = 0
+    for band in streaming.stream_rows(Image.open(path), 100):
+        assert band.mode == expected.mode and band.width == expected.width
+        assert band.tobytes() == expected.crop((0, top, expected.width, top + band.height)).tobytes(), top
+        assert band.getpalette() == expected.crop((0, 0, 1, 1)).getpalette()
+        top += band.height
+    assert top == expected.height
+
+
+@pytest.mark.parametrize("name", sorted(STREAMABLE))
+def test_streamed_bands_are_normalised_as_before(tmp_path, name):
+    """Orientation, ICC, 16-bit scaling, palette and alpha come out as from the whole image."""
+    path = STREAMABLE[name](tmp_path)
+    streamed = deepzoom.open_image(path, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    whole = dataclasses.replace(streamed, image=full_decode(path), streamed=False)
+    for flatten_onto in (None, (10, 200, 30)):
+        assert _joined(streamed.bands(128, flatten_onto)) == _joined(whole.bands(128, flatten_onto))
+
+
+def _joined(bands) -> bytes:
+    return b"".join(band.tobytes() for band in bands)
+
+
+def test_a_mirrored_photo_streams_and_comes_out_mirrored(tmp_path):
+    exif = Image.Exif()
+    exif[source.ORIENTATION_TAG] = 2  # mirrored left to right
+    photo = sample_image(301, 211)
+    path = saved(tmp_path, photo, "selfie.jpg", exif=exif, quality=95)
+    opened = deepzoom.open_image(path, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    assert opened.decoding == "streamed"
+    expected = full_decode(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert _joined(opened.bands(64)) == expected.tobytes()
+
+
+def _exif(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[source.ORIENTATION_TAG] = orientation
+    return exif
+
+
+def _jpeg2000(folder: Path) -> Path:
+    return saved(folder, sample_image(64, 48), "master.jp2")
+
+
+def _float_tiff(folder: Path) -> Path:
+    return saved(folder, sample_image(64, 48, "L").convert("F"), "float.tif")
+
+
+def _planar_tiff(folder: Path) -> Path:
+    """Only the tag says planar (neither Pillow nor libvips writes such files): the choice is made from tags."""
+    return saved(folder, sample_image(64, 48), "planar.tif", tiffinfo={284: 2})
+
+
+# (file name, how to write it, words the reason must contain)
+WHOLE = {
+    "progressive.jpg": (lambda p: saved(p, sample_image(64, 48), "progressive.jpg", progressive=True), "progressive"),
+    "interlaced.png": (lambda p: vips_png(p, "interlaced.png", interlace=True), "interlaced"),
+    "single-strip.tif": (lambda p: saved(p, sample_image(64, 48), "single-strip.tif", compression="tiff_lzw"), "single-strip"),
+    "turned.jpg": (lambda p: saved(p, sample_image(64, 48), "turned.jpg", exif=_exif(6)), "orientation"),
+    "upside-down.jpg": (lambda p: saved(p, sample_image(64, 48), "upside-down.jpg", exif=_exif(4)), "orientation"),
+    "photo.webp": (lambda p: saved(p, sample_image(64, 48), "photo.webp"), "WEBP"),
+    "anim.gif": (lambda p: saved(p, sample_image(64, 48, "P"), "anim.gif"), "GIF"),
+    "master.jp2": (_jpeg2000, "JPEG2000"),
+    "float.tif": (_float_tiff, "float"),
+    "planar.tif": (_planar_tiff, "planes"),
+}  # fmt: skip
+
+
+def vips_png(folder: Path, name: str, **options: object) -> Path:
+    png = saved(folder, sample_image(64, 48), "plain-" + name)
+    path = folder / name
+    pyvips.Image.new_from_file(str(png)).pngsave(str(path), **options)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE))
+def test_what_cannot_stream_is_decoded_whole_and_says_why(tmp_path, name):
+    make, words = WHOLE[name]
+    path = make(tmp_path)
+    opened = deepzoom.open_image(path, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    assert not opened.streamed
+    assert opened.decoding.startswith("decoded whole: ") and words in opened.decoding, opened.decoding
+    assert sum(band.height for band in opened.bands(20)) == opened.size[1]
+
+
+def test_a_tall_streamed_image_holds_a_few_bands_at_most(tmp_path, monkeypatch):
+    """Instrumented, not timed: rows resident in the decoder's mapping, and bands alive, at every band."""
+    path = saved(tmp_path, sample_image(300, 6000), "tall.jpg", quality=85)
+    resident_rows: list[int] = []
+    taken: list[weakref.ref[Image.Image]] = []
+    most_alive = 0
+    take = streaming._RowMap._take
+
+    def counting_take(self: streaming._RowMap, top: int, bottom: int) -> Image.Image:
+        nonlocal most_alive
+        resident_rows.append(_resident_rows(self))
+        band = take(self, top, bottom)
+        taken.append(weakref.ref(band))
+        most_alive = max(most_alive, sum(ref() is not None for ref in taken))
+        return band
+
+    monkeypatch.setattr(streaming._RowMap, "_take", counting_take)
+    image = deepzoom.open_image(path, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    stats = deepzoom.write_pyramid(image, deepzoom.DirectorySink(tmp_path / "out"), "tall", workers=2)
+    assert stats.height == 6000 and len(resident_rows) == -(-6000 // 254)
+    band_rows = 254
+    assert max(resident_rows) <= 2 * band_rows, "the mapping gives rows back as bands are taken"
+    assert most_alive <= 3, "the pyramid lets go of the bands it has cut and halved"
+
+
+def _resident_rows(row_map: streaming._RowMap) -> int:
+    pages = row_map.height * row_map.pages_per_row
+    residency = streaming.ctypes.create_string_buffer(pages)
+    assert streaming._MINCORE(row_map.address, pages * streaming.PAGE, residency) == 0
+    return residency.raw.count(b"\x01") // row_map.pages_per_row
+
+
+def test_a_truncated_streamed_jpeg_fails_as_bad_input_and_writes_no_descriptor(tmp_path):
+    buffer = io.BytesIO()
+    sample_image(600, 2000).save(buffer, "JPEG", quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])
+    image = deepzoom.open_image(path, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    with pytest.raises(deepzoom.InvalidImage, match="truncated"):
+        deepzoom.write_pyramid(image, deepzoom.DirectorySink(tmp_path / "out"), "cut")
+    assert any((tmp_path / "out" / "cut_files").rglob("*.jpg")), "tiles were under way when the data ran out"
+    assert not (tmp_path / "out" / "cut.dzi").exists()
+
+
+def test_admission_refuses_what_will_not_fit_naming_both_figures(tmp_path):
+    streamed = saved(tmp_path, sample_image(2000, 100), "wide.jpg")
+    whole = saved(tmp_path, sample_image(2000, 100), "wide-progressive.jpg", progressive=True)
+    need_streamed = memory.estimated_peak(Image.open(streamed), streamed=True)
+    need_whole = memory.estimated_peak(Image.open(whole), streamed=False)
+    assert need_whole > need_streamed, "a whole decode needs its area on top"
+    limit = need_streamed + 1
+    assert deepzoom.open_image(streamed, max_pixels=10**9, memory_limit=limit).streamed
+    with pytest.raises(deepzoom.ImageTooLarge) as refused:
+        deepzoom.open_image(whole, max_pixels=10**9, memory_limit=limit)
+    reason = str(refused.value)
+    assert f"{need_whole / 2**20:,.0f} MB" in reason and f"{limit / 2**20:,.0f} MB" in reason
+    assert "progressive" in reason
+
+
+def test_progressive_jpeg_is_estimated_with_its_coefficients():
+    """libjpeg keeps 2 bytes a coefficient: 1.5 coefficients a pixel at 4:2:0, 3 at 4:4:4, beside 4 bytes of RGB."""
+    estimates = {}
+    for subsampling in ("4:2:0", "4:4:4"):
+        buffer = io.BytesIO()
+        sample_image(1000, 1000).save(buffer, "JPEG", progressive=True, subsampling=subsampling)
+        estimates[subsampling] = memory.estimated_peak(Image.open(buffer), streamed=False)
+    base = memory.BASE_BYTES + memory.BYTES_PER_COLUMN * 1000
+    assert estimates["4:2:0"] - base == pytest.approx(7.0 * 1e6)
+    assert estimates["4:4:4"] - base == pytest.approx(10.0 * 1e6)
+
+
+def test_the_header_alone_refuses_before_the_file_is_fetched():
+    buffer = io.BytesIO()
+    sample_image(3000, 2000).save(buffer, "JPEG", progressive=True)
+    head = buffer.getvalue()[:4096]
+    with pytest.raises(deepzoom.ImageTooLarge, match="3000x2000"):
+        deepzoom.check_header(head, max_pixels=10**9, memory_limit=20 * 2**20)
+    assert deepzoom.check_header(head, max_pixels=10**9, memory_limit=2**40)
+    assert not deepzoom.check_header(b"II*\x00", max_pixels=10**9), "too short to tell: judged after the download"
+
+
+def test_memory_available_prefers_lambda_then_cgroup_then_the_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769")
+    assert memory.memory_available(fallback=5) == 1769 * 2**20
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    limit = tmp_path / "memory.max"
+    limit.write_text("536870912\n")
+    monkeypatch.setattr(memory, "CGROUP_LIMITS", (str(tmp_path / "missing"), str(limit)))
+    assert memory.memory_available(fallback=5) == 512 * 2**20
+    limit.write_text("max\n")
+    assert memory.memory_available(fallback=5) == 5
