@@ -18,6 +18,7 @@ from . import (
     IIIFLayout,
     IIIFOutput,
     TileSettings,
+    memory_available,
 )
 from .source import open_image
 from .pyramid import write_pyramid
@@ -38,6 +39,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--background", default=defaults.background, help="colour that alpha is flattened onto for JPEG"
     )
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=None,
+        help="refuse images estimated to need more memory (default: the cgroup's limit, if any)",
+    )
     parser.add_argument("--name", help="output name (default: SRC without its extension)")
     parser.add_argument("--workers", type=int, default=4, help="threads that encode and write tiles")
     parser.add_argument("--iiif-id", metavar="URL", help="also write a IIIF level-0 service, NAME_iiif/, with this id")
@@ -51,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
-        image = open_image(args.src, max_pixels=args.max_pixels)
+        memory_limit = args.memory_mb * 2**20 if args.memory_mb else memory_available()
+        image = open_image(args.src, max_pixels=args.max_pixels, memory_limit=memory_limit)
     except (DeepZoomError, ValueError, OSError) as error:
         print(f"deepzoom: {args.src}: {_reason(error)}", file=sys.stderr)
         return 1
@@ -70,13 +78,16 @@ def main(argv: list[str] | None = None) -> int:
                 progress=bar.update,
                 iiif=iiif,
             )
+        except DeepZoomError as error:  # a streamed image's data broke off
+            print(f"deepzoom: {args.src}: {error}", file=sys.stderr)
+            return 1
         except OSError as error:
             print(f"deepzoom: {args.outdir}: {_reason(error)}", file=sys.stderr)
             return 1
     seconds = time.perf_counter() - started
     print(
         f"{args.src} -> {args.outdir / (name + '.dzi')}: {stats.width}x{stats.height}, "
-        f"{stats.levels} levels, {stats.tiles} tiles, {stats.bytes / 1e6:.1f} MB in {seconds:.2f} s"
+        f"{stats.levels} levels, {stats.tiles} tiles, {stats.bytes / 1e6:.1f} MB in {seconds:.2f} s ({image.decoding})"
     )
     return 0
 

@@ -17,7 +17,7 @@ def test_writes_a_pyramid_and_one_summary_line(tmp_path):
     result = run(source, tmp_path / "out", "--tile-size", "256", "--overlap", "0")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 1 and "600x400" in lines[0] and "11 levels" in lines[0]
+    assert len(lines) == 1 and "600x400" in lines[0] and "11 levels" in lines[0] and "(streamed)" in lines[0]
     assert (tmp_path / "out/harbour view.dzi").is_file()
     assert (tmp_path / "out/harbour view_files/10/2_1.jpg").is_file()
 
@@ -77,3 +77,22 @@ def test_bad_setting_is_one_line(tmp_path):
     result = run(source, tmp_path / "out", "--overlap", "300")
     assert result.returncode == 1 and "overlap" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_streamed_image_cut_short_gives_one_line_and_no_descriptor(tmp_path):
+    source = tmp_path / "cut.jpg"
+    sample_image(600, 2000).save(source, quality=90)
+    source.write_bytes(source.read_bytes()[:60_000])
+    result = run(source, tmp_path / "out")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"deepzoom: {source}: cannot decode JPEG data: image file is truncated"]
+    assert not (tmp_path / "out/cut.dzi").exists()
+
+
+def test_memory_admission_from_the_command_line(tmp_path):
+    source = tmp_path / "wide.jpg"
+    sample_image(3000, 20).save(source, progressive=True)
+    result = run(source, tmp_path / "out", "--memory-mb", "150")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert "decoded whole: progressive JPEG" in line and "more than the 150 MB there are" in line

@@ -9,10 +9,13 @@ import logging
 import pytest
 from PIL import Image
 
+import config
+import deepzoom
 import lambdazoom
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from deepzoom.dzi import read_descriptor
 from helpers import keys_in, sample_image
+from s3zoom import jobs
 from s3zoom.events import s3_event
 from test_bad_input import jpeg_bytes, png_header
 
@@ -93,3 +96,31 @@ def test_fails_cleanly(s3, key, caplog):
     assert keys_in(s3, ZOOM_BUCKET) == []
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
     assert line["key"] == key and reason in line["reason"]
+
+
+def test_an_image_over_the_functions_memory_is_refused_from_its_header_before_download(s3, caplog, monkeypatch):
+    """Admission: a ranged GET of the header decides, and the reason names both figures."""
+    photo = encoded(sample_image(1500, 1000), "JPEG", progressive=True)
+    fits_streamed = deepzoom.estimated_peak(Image.open(io.BytesIO(encoded(sample_image(1500, 1000), "JPEG"))), True)
+    monkeypatch.setattr(config, "MEMORY_LIMIT", fits_streamed + 2**20)
+    scratch_folders = []
+    monkeypatch.setattr(jobs.tempfile, "TemporaryDirectory", lambda *args, **kwargs: scratch_folders.append(args))
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="big.jpg", Body=photo)
+    caplog.set_level(logging.INFO, "lambdazoom")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "big.jpg"), None) == {"done": 0, "skipped": 0, "failed": 1}
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
+    needed = deepzoom.estimated_peak(Image.open(io.BytesIO(photo)), False)
+    assert f"needs about {needed / 2**20:,.0f} MB" in line["reason"]
+    assert f"the {config.MEMORY_LIMIT / 2**20:,.0f} MB there are" in line["reason"] and "progressive" in line["reason"]
+    assert scratch_folders == [], "refused before any download"
+    assert keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_a_streamed_image_whose_data_breaks_off_leaves_nothing_behind(s3, caplog):
+    whole = encoded(sample_image(800, 3000), "JPEG", quality=90)
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="cut.jpg", Body=whole[: len(whole) * 2 // 3])
+    caplog.set_level(logging.INFO, "lambdazoom")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "cut.jpg"), None) == {"done": 0, "skipped": 0, "failed": 1}
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
+    assert "truncated" in line["reason"] and "tiles written before that were deleted" in line["reason"]
+    assert keys_in(s3, ZOOM_BUCKET) == [], "no page, no tile, no descriptor"
