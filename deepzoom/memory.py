@@ -18,17 +18,27 @@ BASE_BYTES = 170_000_000  # Python, boto3, Pillow, the upload pool's threads and
 BYTES_PER_COLUMN = 6_000  # rows every level holds, per pixel of width, measured at 17k and 34k pixels wide
 _DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}  # Pillow's storage; else 4
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v2, v1
+_BAND_ROWS = 512  # what BYTES_PER_COLUMN already covers of a source band
 _COEFFICIENT_BYTES = 2  # libjpeg keeps each DCT coefficient of a progressive JPEG as a 16-bit number
 
 
 def estimated_peak(image: Image.Image, streamed: bool) -> int:
     """Bytes of resident memory converting ``image`` (opened, not decoded) is expected to reach at most."""
     width, height = image.size
-    peak = BASE_BYTES + BYTES_PER_COLUMN * width
+    peak = BASE_BYTES + BYTES_PER_COLUMN * width + _tall_strip_bytes(image)
     if not streamed:
         per_pixel = _DECODED_BYTES_PER_PIXEL.get(image.mode, 4) + _progressive_jpeg_bytes_per_pixel(image)
         peak += per_pixel * width * height
     return peak
+
+
+def _tall_strip_bytes(image: Image.Image) -> int:
+    """A TIFF streams a strip (or a row of tiles) at a time: one taller than a band costs its decode and a copy."""
+    if image.format != "TIFF":
+        return 0
+    tags = getattr(image, "tag_v2", {})
+    rows = min(int(tags.get(323) or tags.get(278) or image.height), image.height)  # TileLength, RowsPerStrip
+    return 2 * 4 * image.width * rows if rows > _BAND_ROWS else 0
 
 
 def _progressive_jpeg_bytes_per_pixel(image: Image.Image) -> float:

@@ -29,7 +29,6 @@ TIFF, other formats) says why in :func:`stream_refusal`, and is decoded whole.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import io
 import mmap
 import struct
@@ -58,7 +57,7 @@ _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH, _TIFF_TILE_OFFSETS, _TIFF_TILE_COUNTS = 322
 def _mincore() -> ctypes._CFuncPtr | None:
     if not sys.platform.startswith("linux"):
         return None
-    function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).mincore
+    function = ctypes.CDLL(None, use_errno=True).mincore  # the C library the interpreter itself links
     function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
     return function
 

@@ -257,3 +257,12 @@ def test_memory_available_prefers_lambda_then_cgroup_then_the_setting(monkeypatc
     assert memory.memory_available(fallback=5) == 512 * 2**20
     limit.write_text("max\n")
     assert memory.memory_available(fallback=5) == 5
+
+
+def test_a_tiff_with_tall_tiles_is_estimated_with_them(tmp_path):
+    """A row of tiles is decoded at once: past a band's height, it counts on top of the bands."""
+    short = saved(tmp_path, sample_image(400, 3000, "L"), "short.tif", compression="tiff_lzw")
+    tall = vips_tiff(tmp_path, sample_image(400, 3000), "tall.tif", tile=True, tile_width=128, tile_height=1024)
+    base = memory.BASE_BYTES + memory.BYTES_PER_COLUMN * 400
+    assert memory.estimated_peak(Image.open(short), streamed=True) == base
+    assert memory.estimated_peak(Image.open(tall), streamed=True) == base + 2 * 4 * 400 * 1024
