@@ -144,6 +144,8 @@ WHOLE = {
     "photo.webp": (lambda p: saved(p, sample_image(64, 48), "photo.webp"), "WEBP"),
     "anim.gif": (lambda p: saved(p, sample_image(64, 48, "P"), "anim.gif"), "GIF"),
     "master.jp2": (_jpeg2000, "JPEG2000"),
+    "phone.heic": (lambda p: saved(p, sample_image(64, 48), "phone.heic"), "HEIF"),
+    "photo.avif": (lambda p: saved(p, sample_image(64, 48), "photo.avif"), "AVIF"),
     "float.tif": (_float_tiff, "float"),
     "planar.tif": (_planar_tiff, "planes"),
 }  # fmt: skip
