@@ -1,12 +1,14 @@
 """Benchmark the Deep Zoom engine against libvips dzsave and the deepzoom.py algorithm.
 
-    make bench                     # or: python -m bench.tiler [--rounds N] [--skip-slow]
+    make bench                     # or: python -m bench.tiler [--rounds N] [--skip-slow] [--images NAME ...]
 
-Every method runs in its own child process, in interleaved rounds on the same
-machine in one run, tiling the 18 MP painting and the 161 MP mosaic to local
-JPEG files (254/1, q80), and our engine once more with a IIIF level-0 service beside the DZI.
+Every method runs in its own child process, in interleaved rounds on the same machine in one
+run, tiling to local JPEG files (254/1, q80): the 18 MP painting (a progressive JPEG, which our
+engine decodes whole), the 161 MP mosaic and the 644 MP tall mosaic (baseline JPEGs, which it
+streams), and our engine once more with a IIIF level-0 service beside the DZI. The deepzoom.py
+algorithm is left out at 644 MP: it peaks at 1.8 GB at 161 MP, and would hold several GB for minutes.
 "Pillow decode only" is the floor under our engine: its imports and the decode, no tiles.
-The table gives medians and ratios to dzsave.
+The tables give medians and ratios to dzsave; the targets follow each table.
 """
 
 from __future__ import annotations
@@ -16,14 +18,25 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
+import deepzoom
+
 from . import corpus
-from .measure import Measurement, measure
+from .measure import Measurement, measure, verdict
 
 METHODS = ("lambdazoom", "lambdazoom + IIIF", "dzsave", "Pillow decode only", "deepzoom.py")
+IMAGES: dict[str, Callable[[], Path]] = {
+    "painting": corpus.painting,
+    "mosaic": corpus.mosaic,
+    "tall": corpus.tall_mosaic,
+}
+SLOW_UP_TO_PIXELS = 200_000_000  # deepzoom.py resizes from the whole decoded original: skipped above this
+
+Results = dict[str, Measurement]
 
 
 def run(method: str, source: Path, scratch: Path) -> Measurement:
@@ -44,7 +57,7 @@ def median(results: list[Measurement]) -> Measurement:
     )
 
 
-def benchmark(source: Path, methods: tuple[str, ...], rounds: int, scratch_root: str | None) -> dict[str, Measurement]:
+def benchmark(source: Path, methods: tuple[str, ...], rounds: int, scratch_root: str | None) -> Results:
     results: dict[str, list[Measurement]] = {method: [] for method in methods}
     with tempfile.TemporaryDirectory(prefix="lambdazoom-bench-", dir=scratch_root) as scratch:
         for _ in range(rounds):
@@ -53,13 +66,20 @@ def benchmark(source: Path, methods: tuple[str, ...], rounds: int, scratch_root:
     return {method: median(found) for method, found in results.items()}
 
 
-def report(source: Path, results: dict[str, Measurement]) -> list[str]:
+def decoding(source: Path) -> str:
+    """The path our engine takes for ``source``: "streamed", or "decoded whole: <reason>" (then it is decoded
+    here, which the children's peaks do not see: see ``bench.measure``)."""
+    return deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS).decoding
+
+
+def report(source: Path, results: Results) -> list[str]:
     with Image.open(source) as image:
         width, height = image.size
         decoded_mb = width * height * len(image.getbands()) / 1e6
     base = results["dzsave"]
     lines = [
         f"\n{source.name}: {width}x{height} ({width * height / 1e6:.0f} MP), decoded {decoded_mb:.0f} MB",
+        f"our engine's decoding: {decoding(source)}",
         "| method | wall s | CPU s | peak RSS MB | wall vs dzsave | RSS vs decoded |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -86,23 +106,32 @@ def report(source: Path, results: dict[str, Measurement]) -> list[str]:
     return lines
 
 
-def verdicts(source: Path, results: dict[str, Measurement]) -> list[str]:
-    """The issue's targets: 161 MP within 1.0x dzsave, 4x faster than deepzoom.py,
-    peak RSS within 1.6x the decoded image; 18 MP within 0.8x dzsave."""
-    with Image.open(source) as image:
-        decoded_mb = image.width * image.height * len(image.getbands()) / 1e6
-        large = image.width * image.height > 100e6
+def verdicts(image: str, measured: dict[str, Results]) -> list[str]:
+    """The targets: the 18 MP progressive JPEG within 1.0x dzsave's wall; the 161 MP baseline JPEG
+    within 0.8x its wall and 1.0x its peak, and 4x faster than deepzoom.py; the 644 MP one within
+    0.8x dzsave's wall, and within 1.15x our own peak at 161 MP (a streamed peak follows the width)."""
+    results = measured[image]
     ours, vips = results["lambdazoom"], results["dzsave"]
-    checks = [("wall vs dzsave", ours.wall / vips.wall, 1.0 if large else 0.8, "<=")]
-    if large:
-        checks.append(("peak RSS vs decoded", ours.peak_mb / decoded_mb, 1.6, "<="))
+    wall = ours.wall / vips.wall
+    if image == "painting":
+        return [verdict("wall vs dzsave", wall, 1.0)]
+    lines = [verdict("wall vs dzsave", wall, 0.8)]
+    if image == "mosaic":
+        lines.append(verdict("peak RSS vs dzsave", ours.peak_mb / vips.peak_mb, 1.0))
         if "deepzoom.py" in results:
-            checks.append(("speed-up vs deepzoom.py", results["deepzoom.py"].wall / ours.wall, 4.0, ">="))
-    lines = []
-    for label, value, target, sense in checks:
-        met = value <= target if sense == "<=" else value >= target
-        lines.append(f"target {label} {sense} {target}: {value:.2f} {'met' if met else 'NOT met'}")
+            lines.append(verdict("speed-up vs deepzoom.py", results["deepzoom.py"].wall / ours.wall, 4.0, ">="))
+    elif "mosaic" in measured:
+        at_161_mp = measured["mosaic"]["lambdazoom"].peak_mb
+        lines.append(verdict("peak RSS vs ours at 161 MP", ours.peak_mb / at_161_mp, 1.15))
+    else:
+        lines.append("target peak RSS vs ours at 161 MP <= 1.15: not checked (run --images mosaic tall)")
     return lines
+
+
+def methods_for(source: Path, skip_slow: bool) -> tuple[str, ...]:
+    with Image.open(source) as image:
+        small = image.width * image.height <= SLOW_UP_TO_PIXELS
+    return tuple(method for method in METHODS if method != "deepzoom.py" or (small and not skip_slow))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of each method (median kept)")
     parser.add_argument("--skip-slow", action="store_true", help="leave out the deepzoom.py algorithm")
     parser.add_argument("--scratch", help="folder the tiles are written under (default: the system temp folder)")
+    parser.add_argument(
+        "--images", nargs="+", choices=IMAGES, default=list(IMAGES), help="which images (default: all three)"
+    )
     args = parser.parse_args(argv)
-    Image.MAX_IMAGE_PIXELS = None  # only to read the size of our own 161 MP mosaic
-    methods = tuple(method for method in METHODS if not (args.skip_slow and method == "deepzoom.py"))
+    Image.MAX_IMAGE_PIXELS = None  # only to read the size of our own mosaics
     print(f"tiles written under {args.scratch or tempfile.gettempdir()}; {args.rounds} interleaved rounds, medians")
-    for source in (corpus.painting(), corpus.mosaic()):
-        results = benchmark(source, methods, args.rounds, args.scratch)
-        print("\n".join(report(source, results) + verdicts(source, results)), flush=True)
+    measured: dict[str, Results] = {}
+    for image in sorted(args.images, key=list(IMAGES).index):  # the 644 MP target needs the 161 MP peak first
+        source = IMAGES[image]()
+        measured[image] = benchmark(source, methods_for(source, args.skip_slow), args.rounds, args.scratch)
+        print("\n".join(report(source, measured[image]) + verdicts(image, measured)), flush=True)
     return 0
 
 

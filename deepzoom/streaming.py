@@ -187,7 +187,7 @@ class _RowMap:
                     self.written = self.height
                     break
                 pending = (pending + chunk)[consumed:]
-                self._find_written()
+                self._find_written(window=2 * height)
                 while self.written - handed >= height:
                     yield self._take(handed, handed + height)
                     handed += height
@@ -220,19 +220,26 @@ class _RowMap:
         stream.seek(offset)
         return stream.read
 
-    def _find_written(self) -> None:
-        """Advance ``written`` to just past the last row with a resident page."""
+    def _find_written(self, window: int) -> None:
+        """Advance ``written`` to just past the last row with a resident page.
+
+        Rows are looked at ``window`` at a time from ``written`` on, and further only while a window's
+        last row is written: asking the kernel about every row left would cost time quadratic in the height.
+        """
         assert _MINCORE is not None
-        first = self.written
-        pages = (self.height - first) * self.pages_per_row
-        if pages == 0:
-            return
-        residency = ctypes.create_string_buffer(pages)
-        if _MINCORE(self.address + first * self.stride, pages * PAGE, residency) != 0:
-            raise OSError(ctypes.get_errno(), "mincore failed")
-        last = residency.raw.rfind(b"\x01")  # the low bit is residency; the others are reserved as zero
-        if last >= 0:
+        while self.written < self.height:
+            first = self.written
+            rows = min(window, self.height - first)
+            pages = rows * self.pages_per_row
+            residency = ctypes.create_string_buffer(pages)
+            if _MINCORE(self.address + first * self.stride, pages * PAGE, residency) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+            last = residency.raw.rfind(b"\x01")  # the low bit is residency; the others are reserved as zero
+            if last < 0:
+                return
             self.written = first + last // self.pages_per_row + 1
+            if self.written < first + rows:
+                return
 
     def _take(self, top: int, bottom: int) -> Image.Image:
         """Copy rows ``top:bottom`` out as an image of their own and give their pages back."""
