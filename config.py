@@ -12,7 +12,7 @@ import json
 import os
 from urllib.parse import quote
 
-from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, TileSettings, memory_available
+from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, Limits, TileSettings, formats_for, memory_available
 
 
 def _text(name: str, default: str) -> str:
@@ -57,12 +57,21 @@ MAX_PIXELS = _number("MAX_PIXELS", DEFAULT_MAX_PIXELS)
 # function has is refused before it is downloaded. The function's memory is Lambda's memory size, else the
 # cgroup's limit, else this many MB (0: this machine's physical memory).
 MEMORY_LIMIT_MB = _number("MEMORY_LIMIT_MB", 0)
-MEMORY_LIMIT = memory_available(MEMORY_LIMIT_MB * 2**20 or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+# What an upload may ask before it is refused unread (see deepzoom/limits.py for why these numbers): a long
+# side at most this many times the short one (a 100,000 x 60 panorama is 1,667:1), at most this many scans
+# in a progressive JPEG (encoders write about 10), and TIFF strips or tiles of at least this many pixels on
+# average (any file may have 1,000).
+MAX_ASPECT_RATIO = _number("MAX_ASPECT_RATIO", 10_000)
+MAX_JPEG_SCANS = _number("MAX_JPEG_SCANS", 100)
+MIN_PIXELS_PER_TIFF_PIECE = _number("MIN_PIXELS_PER_TIFF_PIECE", 1_024)
 
-# Source keys with other extensions are skipped (case-insensitive, comma-separated).
+# Source keys with other extensions are skipped (case-insensitive, comma-separated). A file is opened by its
+# content, but only as one of the formats these extensions stand for: a PNG named .jpg converts, an EPS does not.
 ACCEPTED_EXTENSIONS = frozenset(
     extension.strip().lower().lstrip(".")
-    for extension in _text("ACCEPTED_EXTENSIONS", "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif").split(",")
+    for extension in _text(
+        "ACCEPTED_EXTENSIONS", "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif,avif,jp2,j2k,jpf,jpx"
+    ).split(",")
     if extension.strip()
 )
 
@@ -89,6 +98,19 @@ OPENSEADRAGON_URL = _text("OPENSEADRAGON_URL", "https://cdnjs.cloudflare.com/aja
 IIIF_OUTPUT = _switch("IIIF_OUTPUT", False)
 IIIF_BASE_URL = _text("IIIF_BASE_URL", "")
 IIIF_TILE_SIZE = _number("IIIF_TILE_SIZE", 512)
+
+# Everything an upload is judged by before it is decoded, built once here so a bad value stops the start.
+try:
+    LIMITS = Limits(
+        max_pixels=MAX_PIXELS,
+        memory=memory_available(MEMORY_LIMIT_MB * 2**20 or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
+        max_aspect_ratio=MAX_ASPECT_RATIO,
+        max_jpeg_scans=MAX_JPEG_SCANS,
+        min_pixels_per_tiff_piece=MIN_PIXELS_PER_TIFF_PIECE,
+        formats=formats_for(ACCEPTED_EXTENSIONS),
+    )
+except ValueError as error:
+    raise ValueError(f"ACCEPTED_EXTENSIONS, MAX_PIXELS, MAX_ASPECT_RATIO or MAX_JPEG_SCANS: {error}") from None
 
 # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
 TMP_DIR = _text("TMP_DIR", "/tmp")

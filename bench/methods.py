@@ -20,7 +20,7 @@ def lambdazoom(source: Path, out: Path, iiif: bool = False) -> None:
     with ``iiif``, a IIIF level-0 service (512 px tiles) cut from the same levels as well."""
     import deepzoom
 
-    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    image = deepzoom.open_image(source)
     settings = deepzoom.TileSettings(TILE_SIZE, OVERLAP, "jpg", QUALITY)
     service = deepzoom.IIIFOutput("https://example.org/image_iiif", 512) if iiif else None
     deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image", settings, iiif=service)
@@ -35,7 +35,7 @@ def decode_only(source: Path, out: Path) -> None:
     """
     import deepzoom
 
-    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    image = deepzoom.open_image(source)
     collections.deque(image.bands(TILE_SIZE), maxlen=0)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from .methods import TILE_SIZE, OVERLAP, QUALITY, deepzoom_py
+from .methods import OVERLAP, QUALITY, TILE_SIZE, deepzoom_py
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".dzi": "application/xml"}
 
@@ -35,13 +35,13 @@ class PutClock:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def time(self, function, *args, **kwargs):  # noqa: ANN001, ANN201 - wraps anything
+    def time(self, function, *args, **kwargs):
         return self._timed(time.thread_time, function, *args, **kwargs)
 
-    def timed_process(self, function, *args, **kwargs):  # noqa: ANN001, ANN201 - wraps anything
+    def timed_process(self, function, *args, **kwargs):
         return self._timed(time.process_time, function, *args, **kwargs)
 
-    def _timed(self, clock, function, *args, **kwargs):  # noqa: ANN001, ANN202
+    def _timed(self, clock, function, *args, **kwargs):
         started = clock()
         try:
             return function(*args, **kwargs)
@@ -65,13 +65,13 @@ def handler(bucket: str, key: str, zoom: str, clock: PutClock) -> None:
     assert result["done"] == 1, result
 
 
-def _download(client, bucket: str, key: str, folder: Path) -> Path:  # noqa: ANN001
+def _download(client, bucket: str, key: str, folder: Path) -> Path:
     path = folder / ("source" + Path(key).suffix)
     client.download_file(bucket, key, str(path))
     return path
 
 
-def _upload_folder(client, folder: Path, zoom: str, clock: PutClock, threads: int) -> None:  # noqa: ANN001
+def _upload_folder(client, folder: Path, zoom: str, clock: PutClock, threads: int) -> None:
     """Every tile file, then the descriptor last, as ``put_object`` calls on ``threads`` threads."""
     files = sorted(folder.rglob("*_files/*/*.jpg"))
     descriptor = next(folder.glob("*.dzi"))

@@ -35,7 +35,7 @@ LATENCY = 0.030
 WARM_UP_OBJECTS, WARM_UP_BYTES = 3500, 16_000  # about the tiles of the mosaic's pyramid
 
 
-def warm_up(s3) -> None:  # noqa: ANN001
+def warm_up(s3) -> None:
     """A fresh moto server spends about a second more CPU on its first pyramid than on later ones
     (it grows its heap as objects arrive); fill and empty a bucket once, so the first path timed does not pay it."""
     s3.create_bucket(Bucket="bench-warm-up")
@@ -47,7 +47,7 @@ def warm_up(s3) -> None:  # noqa: ANN001
     empty_bucket(s3, "bench-warm-up")
 
 
-def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str, s3) -> dict[str, float]:  # noqa: ANN001
+def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str, s3) -> dict[str, float]:
     s3.create_bucket(Bucket=zoom)
     env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
     server_before = sum(process_cpu(pid) for pid in server_pids)

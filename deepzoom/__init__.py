@@ -2,7 +2,7 @@
 
 Two steps, so callers can time and handle them apart::
 
-    image = deepzoom.open_image("scan.tif", max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    image = deepzoom.open_image("scan.tif", deepzoom.Limits(memory=deepzoom.memory_available()))
     deepzoom.write_pyramid(image, deepzoom.DirectorySink("out"), "scan")
 
 ``open_image`` raises :class:`InvalidImage` or :class:`ImageTooLarge` for what
@@ -14,6 +14,7 @@ from .errors import DeepZoomError, ImageTooLarge, InvalidImage
 from .formats import FORMATS, TileFormat, tile_format
 from .geometry import DeepZoomGeometry
 from .iiif import IIIFLayout
+from .limits import IMAGE_FORMATS, Limits, formats_for
 from .memory import estimated_peak, memory_available
 from .pyramid import IIIFOutput, PyramidStats, descriptor_path, iiif_folder, tile_path, write_pyramid
 from .settings import DEFAULT_MAX_PIXELS, TileSettings
@@ -23,6 +24,7 @@ from .source import SourceImage, check_header, open_image
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "FORMATS",
+    "IMAGE_FORMATS",
     "DeepZoomError",
     "DeepZoomGeometry",
     "DirectorySink",
@@ -30,6 +32,7 @@ __all__ = [
     "IIIFOutput",
     "ImageTooLarge",
     "InvalidImage",
+    "Limits",
     "PyramidStats",
     "SourceImage",
     "TileFormat",
@@ -38,6 +41,7 @@ __all__ = [
     "check_header",
     "descriptor_path",
     "estimated_peak",
+    "formats_for",
     "iiif_folder",
     "memory_available",
     "open_image",

@@ -17,11 +17,12 @@ from . import (
     DirectorySink,
     IIIFLayout,
     IIIFOutput,
+    Limits,
     TileSettings,
     memory_available,
 )
-from .source import open_image
 from .pyramid import write_pyramid
+from .source import open_image
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
-        memory_limit = args.memory_mb * 2**20 if args.memory_mb else memory_available()
-        image = open_image(args.src, max_pixels=args.max_pixels, memory_limit=memory_limit)
+        memory = args.memory_mb * 2**20 if args.memory_mb else memory_available()
+        image = open_image(args.src, Limits(max_pixels=args.max_pixels, memory=memory))
     except (DeepZoomError, ValueError, OSError) as error:
         print(f"deepzoom: {args.src}: {_reason(error)}", file=sys.stderr)
         return 1

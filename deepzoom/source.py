@@ -9,19 +9,21 @@ needs a second full-size copy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import ImageTooLarge, InvalidImage
-from .memory import estimated_peak
+from .errors import DeepZoomError, InvalidImage
+from .limits import Limits, format_of
 from .streaming import stream_refusal, stream_rows
 
 try:  # phones upload HEIC; without the plugin those files are simply unreadable
@@ -102,9 +104,10 @@ class SourceImage:
         surface here, as :class:`InvalidImage`.
         """
         if self.streamed:  # map() keeps no band alive while the next one decodes, as a loop variable would
-            yield from map(
-                functools.partial(self._streamed_band, flatten_onto=flatten_onto), stream_rows(self.image, height)
-            )
+            with _decoder_failures_as_bad_input(f"{self.image.format} data"):
+                yield from map(
+                    functools.partial(self._streamed_band, flatten_onto=flatten_onto), stream_rows(self.image, height)
+                )
             return
         if self._needs_no_change(self.image):
             yield self.image
@@ -166,30 +169,29 @@ class SourceImage:
         return flat
 
 
-def open_image(path: str | os.PathLike[str], *, max_pixels: int, memory_limit: int | None = None) -> SourceImage:
+def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> SourceImage:
     """Check ``path`` and prepare its decode; raise :class:`InvalidImage` or :class:`ImageTooLarge` if it won't do.
 
-    Both limits are checked from the header, before any pixel is decoded:
-    ``max_pixels`` as it is, ``memory_limit`` (bytes) against the peak that
-    decoding this file on the path it takes (streamed or whole) is estimated
-    to need. An image that can stream is decoded as its bands are taken
-    (decode errors then surface from :meth:`SourceImage.bands`); any other is
-    decoded here.
+    Only the decoders of ``limits.formats`` are tried, and ``limits`` is checked
+    from the header, before any pixel is decoded. An image that can stream is
+    decoded as its bands are taken (its decode errors then surface from
+    :meth:`SourceImage.bands`); any other is decoded here. Every way a decoder
+    fails is :class:`InvalidImage`; its warnings are logged at debug level.
     """
     name = os.fspath(path)
     if os.path.getsize(name) == 0:
         raise InvalidImage("empty file (0 bytes)")
-    image = _opened(name)
-    refusal = _stream_refusal(image)
-    _admit(image, refusal, max_pixels, memory_limit)
+    with _decoder_failures_as_bad_input("image header"):
+        image = _opened(name, limits.formats)
+        refusal = _stream_refusal(image)
+    limits.check(image, refusal)
     if refusal is None:
         decoding = "streamed"
     else:
         decoding = f"decoded whole: {refusal}"
-        try:
+        limits.check_scans(image)
+        with _decoder_failures_as_bad_input(f"{image.format} data"):
             image.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise InvalidImage(f"cannot decode {image.format or 'image'} data: {error}") from None
     return SourceImage(
         image=image,
         transpose=_transpose_for(image),
@@ -201,20 +203,47 @@ def open_image(path: str | os.PathLike[str], *, max_pixels: int, memory_limit: i
     )
 
 
-def check_header(head: bytes, *, max_pixels: int, memory_limit: int | None = None) -> bool:
+def check_header(head: bytes, limits: Limits = Limits()) -> bool:
     """Apply :func:`open_image`'s limits to the first bytes of a file, before it is fetched whole.
 
     Raises as :func:`open_image` would; returns False when ``head`` is too
     short to tell (the header runs on, or the format keeps it at the end).
     """
+    if format_of(head) not in limits.formats:
+        _opened(io.BytesIO(head), limits.formats)  # raises, naming what it is
     try:
-        with _pillow_pixel_limit_lifted():
-            image = Image.open(io.BytesIO(head))
-        refusal = _stream_refusal(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = _opened(io.BytesIO(head), limits.formats)
+            refusal = _stream_refusal(image)
     except Exception:  # noqa: BLE001 - a cut-off header fails in many ways; open_image judges the whole file
         return False
-    _admit(image, refusal, max_pixels, memory_limit)
+    limits.check(image, refusal)
     return True
+
+
+@contextmanager
+def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
+    """Whatever a decoder raises (OSError, SyntaxError, MemoryError, NotImplementedError, Pillow's bomb
+    error...) is the file's fault: one line, never a retry. Its warnings go to the debug log."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except DeepZoomError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            raise InvalidImage(f"cannot decode {what}: {_one_line(error)}") from None
+        finally:
+            for warning in caught:
+                log.debug("decoder warning: %s", warning.message)
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return (
+        text if isinstance(error, (OSError, SyntaxError, ValueError, EOFError)) else f"{type(error).__name__}: {text}"
+    )
 
 
 def _stream_refusal(image: Image.Image) -> str | None:
@@ -225,34 +254,19 @@ def _stream_refusal(image: Image.Image) -> str | None:
     return refusal
 
 
-def _opened(name: str) -> Image.Image:
+def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:
+    Image.init()  # every plugin registered, or Pillow cannot be told which of them to try
     try:
         with _pillow_pixel_limit_lifted():
-            return Image.open(name)
+            return Image.open(file, formats=sorted(formats))
     except UnidentifiedImageError:
+        pass
+    with open(file, "rb") if isinstance(file, str) else contextlib.nullcontext(file) as stream:
+        stream.seek(0)
+        found = format_of(stream.read(64))
+    if found is None or found in formats:
         raise InvalidImage("not an image in a format Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InvalidImage(f"unreadable image header: {error}") from None
-
-
-def _admit(image: Image.Image, refusal: str | None, max_pixels: int, memory_limit: int | None) -> None:
-    """Refuse what is over the pixel cap, or what would need more memory than there is."""
-    width, height = image.size
-    if width < 1 or height < 1:
-        raise InvalidImage(f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"{width}x{height} is {width * height / 1e6:,.0f} MP, over the limit of {max_pixels / 1e6:,.0f} MP"
-        )
-    if memory_limit is None:
-        return
-    needed = estimated_peak(image, streamed=refusal is None)
-    if needed > memory_limit:
-        path = "streamed" if refusal is None else f"decoded whole: {refusal}"
-        raise ImageTooLarge(
-            f"{width}x{height} ({path}) needs about {needed / 2**20:,.0f} MB to convert, "
-            f"more than the {memory_limit / 2**20:,.0f} MB there are"
-        )
+    raise InvalidImage(f"the content is {found}, not one of the accepted formats ({', '.join(sorted(formats))})")
 
 
 def _transpose_for(image: Image.Image) -> Image.Transpose | None:

@@ -29,10 +29,12 @@ TIFF, other formats) says why in :func:`stream_refusal`, and is decoded whole.
 from __future__ import annotations
 
 import ctypes
+import functools
 import io
 import mmap
 import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -167,49 +169,91 @@ class _RowMap:
         self.memory.madvise(mmap.MADV_NOHUGEPAGE)  # a huge page would make rows look written that are not
         self.core = Image.core.map_buffer(self.memory, image.size, "raw", 0, (image.mode, self.stride, 1))
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.memory))
+        self._progress = threading.Condition()  # guards what the decoding thread and the taker share:
         self.written = 0  # rows known to be written
+        self.taken = 0  # rows the taker has copied out
+        self.done = False  # the decoder has written every row
+        self.stopped = False  # the taker wants no more
+        self.error: Exception | None = None
 
     def bands(self, height: int) -> Iterator[Image.Image]:
+        """Bands of ``height`` rows, decoded on a thread of their own up to two bands ahead of the taker.
+
+        Pillow lets go of the GIL while it decodes, so the decode overlaps the pyramid's work on the bands.
+        """
+        self._ahead_limit = 2 * height
+        decoding = threading.Thread(target=self._decode, args=(height,), name="deepzoom-decode", daemon=True)
+        decoding.start()
+        handed = 0
+        try:
+            while handed < self.height:
+                with self._progress:
+                    self._progress.wait_for(functools.partial(self._band_ready, handed + height))
+                    if self.error is not None:
+                        raise self.error
+                bottom = min(handed + height, self.height)
+                yield self._take(handed, bottom)
+                handed = bottom
+                with self._progress:
+                    self.taken = handed
+                    self._progress.notify_all()
+        finally:
+            with self._progress:
+                self.stopped = True
+                self._progress.notify_all()
+            decoding.join()
+            self.memory.madvise(mmap.MADV_DONTNEED)
+
+    def _band_ready(self, bottom: int) -> bool:
+        return self.error is not None or self.done or self.written >= bottom
+
+    def _decode(self, height: int) -> None:
+        """Feed the decoder until every row is written, pausing while two bands wait to be taken."""
         tile = self.image.tile[0]
         decoder = Image._getdecoder(self.image.mode, tile.codec_name, tile.args, self.image.decoderconfig)
-        decoder.setimage(self.core, tile.extents)
-        read = self._reader(tile.offset)
-        handed = fed = 0
-        block = MIN_BLOCK
         try:
-            pending = b""
-            while chunk := read(block):
+            decoder.setimage(self.core, tile.extents)
+            read = self._reader(tile.offset)
+            fed, block, pending = 0, MIN_BLOCK, b""
+            while True:
+                with self._progress:
+                    self._progress.wait_for(lambda: self.stopped or self.written - self.taken < self._ahead_limit)
+                    if self.stopped:
+                        return
+                chunk = read(block)
+                if not chunk:
+                    raise InvalidImage(f"cannot decode {self.image.format} data: image file is truncated")
                 fed += len(chunk)
                 consumed, error = decoder.decode(pending + chunk)
                 if consumed < 0:  # the decoder is done, or failed
                     if error < 0:
                         raise InvalidImage(f"cannot decode {self.image.format} data: {_decoder_error(error)}")
-                    self.written = self.height
-                    break
+                    with self._progress:
+                        self.written, self.done = self.height, True
+                        self._progress.notify_all()
+                    return
                 pending = (pending + chunk)[consumed:]
-                self._find_written(window=2 * height)
-                while self.written - handed >= height:
-                    yield self._take(handed, handed + height)
-                    handed += height
+                written = self._written_from(self.written, window=2 * height)
+                with self._progress:
+                    self.written = written
+                    self._progress.notify_all()
                 block = self._next_block(fed, height)
-            else:
-                raise InvalidImage(f"cannot decode {self.image.format} data: image file is truncated")
-            while handed < self.height:
-                bottom = min(handed + height, self.height)
-                yield self._take(handed, bottom)
-                handed = bottom
+        except Exception as error:  # noqa: BLE001 - handed to the taker, which raises it
+            with self._progress:
+                self.error = error
+                self._progress.notify_all()
         finally:
             decoder.cleanup()
-            self.memory.madvise(mmap.MADV_DONTNEED)
 
     def _next_block(self, fed: int, height: int) -> int:
         """Compressed bytes that should decode to about a quarter band, at the rate seen so far.
 
         A fixed block would decode a few rows of a wide photo but thousands of a flat or narrow one.
         """
-        if self.written == 0:
+        written = self.written
+        if written == 0:
             return min(2 * fed, MAX_BLOCK)
-        return max(MIN_BLOCK, min(MAX_BLOCK, fed * height // (4 * self.written)))
+        return max(MIN_BLOCK, min(MAX_BLOCK, fed * height // (4 * written)))
 
     def _reader(self, offset: int) -> Callable[[int], bytes]:
         """Reads the compressed pixel data: a JPEG's whole stream, or a PNG's IDAT chunks' contents."""
@@ -220,15 +264,14 @@ class _RowMap:
         stream.seek(offset)
         return stream.read
 
-    def _find_written(self, window: int) -> None:
-        """Advance ``written`` to just past the last row with a resident page.
+    def _written_from(self, first: int, window: int) -> int:
+        """The row just past the last one with a resident page, looking from row ``first`` on.
 
-        Rows are looked at ``window`` at a time from ``written`` on, and further only while a window's
-        last row is written: asking the kernel about every row left would cost time quadratic in the height.
+        Rows are looked at ``window`` at a time, and further only while a window's last row is written:
+        asking the kernel about every row left would cost time quadratic in the height.
         """
         assert _MINCORE is not None
-        while self.written < self.height:
-            first = self.written
+        while first < self.height:
             rows = min(window, self.height - first)
             pages = rows * self.pages_per_row
             residency = ctypes.create_string_buffer(pages)
@@ -236,10 +279,12 @@ class _RowMap:
                 raise OSError(ctypes.get_errno(), "mincore failed")
             last = residency.raw.rfind(b"\x01")  # the low bit is residency; the others are reserved as zero
             if last < 0:
-                return
-            self.written = first + last // self.pages_per_row + 1
-            if self.written < first + rows:
-                return
+                return first
+            written = first + last // self.pages_per_row + 1
+            if written < first + rows:
+                return written
+            first = written
+        return first
 
     def _take(self, top: int, bottom: int) -> Image.Image:
         """Copy rows ``top:bottom`` out as an image of their own and give their pages back."""

@@ -99,7 +99,7 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             s3.download_file(bucket, key, path, ExtraArgs=extra)
         with _timed(timings, "open"):  # a streamed image is decoded while it is tiled, a whole one here
             try:
-                image = deepzoom.open_image(path, max_pixels=config.MAX_PIXELS, memory_limit=config.MEMORY_LIMIT)
+                image = deepzoom.open_image(path, config.LIMITS)
             except deepzoom.DeepZoomError as error:
                 raise PermanentFailure(str(error)) from None
         report["decoding"] = image.decoding
@@ -267,7 +267,7 @@ def _admit_from_header(s3: Any, bucket: str, key: str, source: dict[str, Any]) -
     extra = {"VersionId": source["VersionId"]} if source.get("VersionId") else {}
     head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}", **extra)["Body"].read()
     try:
-        deepzoom.check_header(head, max_pixels=config.MAX_PIXELS, memory_limit=config.MEMORY_LIMIT)
+        deepzoom.check_header(head, config.LIMITS)
     except deepzoom.DeepZoomError as error:
         raise PermanentFailure(str(error)) from None
 

@@ -70,7 +70,7 @@ def assemble_level(folder: Path, name: str, level: int) -> Image.Image:
 def convert(source: Path, out: Path, name: str = "image", **settings: object) -> deepzoom.PyramidStats:
     """Tile ``source`` into ``out`` the way the CLI does."""
     options = deepzoom.TileSettings(**settings)  # type: ignore[arg-type]
-    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    image = deepzoom.open_image(source)
     return deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), name, options)
 
 

@@ -62,7 +62,7 @@ def test_unusable_files_raise_invalid_image(tmp_path, name):
 
 
 def tile(source, out):
-    image = deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    image = deepzoom.open_image(source)
     deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image")
 
 
@@ -70,15 +70,15 @@ def test_pixel_limit_is_checked_from_the_header(tmp_path):
     source = tmp_path / "huge.png"
     source.write_bytes(png_header(200_000, 200_000))  # 40 GP claimed, 45 bytes on disk
     with pytest.raises(deepzoom.ImageTooLarge, match="200000x200000"):
-        deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+        deepzoom.open_image(source)
 
 
 def test_pixel_limit_is_configurable(tmp_path):
     source = tmp_path / "small.png"
     sample_image(40, 30).save(source)
     with pytest.raises(deepzoom.ImageTooLarge, match="over the limit"):
-        deepzoom.open_image(source, max_pixels=1000)
-    assert deepzoom.open_image(source, max_pixels=1200).size == (40, 30)
+        deepzoom.open_image(source, deepzoom.Limits(max_pixels=1000))
+    assert deepzoom.open_image(source, deepzoom.Limits(max_pixels=1200)).size == (40, 30)
 
 
 def test_pillow_bomb_guard_does_not_refuse_large_scans(tmp_path):

@@ -73,9 +73,7 @@ def test_slowdown_and_dropped_connections_still_give_the_identical_pyramid(stack
     reference = tmp_path / "reference"
     source = tmp_path / "storm.jpg"
     source.write_bytes(stack.s3.get_object(Bucket=SOURCE_BUCKET, Key="storm.jpg")["Body"].read())
-    deepzoom.write_pyramid(
-        deepzoom.open_image(source, max_pixels=config.MAX_PIXELS), deepzoom.DirectorySink(reference), "storm"
-    )
+    deepzoom.write_pyramid(deepzoom.open_image(source, config.LIMITS), deepzoom.DirectorySink(reference), "storm")
     monkeypatch.setattr(config, "S3_RETRY_MODE", "standard")  # adaptive mode would pace the test itself
     with FaultyProxy(stack.endpoint_url, fail_puts=0.25, drop_puts=0.1, seed=3) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -51,7 +52,7 @@ def heic_photo() -> bytes:
 
 CONVERTS = {
     "one-pixel.png": (lambda: encoded(Image.new("RGB", (1, 1), "red"), "PNG"), (1, 1)),
-    "ribbon.png": (lambda: encoded(Image.new("L", (65000, 2), 128), "PNG"), (65000, 2)),
+    "ribbon.png": (lambda: encoded(Image.new("L", (65000, 7), 128), "PNG"), (65000, 7)),  # 9,286:1
     "press.jpg": (lambda: encoded(sample_image(90, 60, "CMYK"), "JPEG"), (90, 60)),
     "deep.png": (sixteen_bit_png, (256, 256)),
     "sprite.png": (lambda: encoded(sample_image(50, 40, "P"), "PNG", transparency=0), (50, 40)),
@@ -69,6 +70,7 @@ FAILS = {
     "letter.jpg": (lambda: b"Dear Sir,\nplease find attached...\n" * 10, "not an image"),
     "bomb.png": (lambda: png_header(200_000, 200_000), "over the limit"),
     "notes.txt": (lambda: b"hello", "not in ACCEPTED_EXTENSIONS"),
+    "thread.png": (lambda: encoded(Image.new("L", (4_000_000, 1)), "PNG"), "past the limit of 10,000"),
     "../escape.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), "'..' path segments"),
     "a/./b.jpg": (lambda: encoded(sample_image(30, 20), "JPEG"), "'..' path segments"),
 }
@@ -102,7 +104,7 @@ def test_an_image_over_the_functions_memory_is_refused_from_its_header_before_do
     """Admission: a ranged GET of the header decides, and the reason names both figures."""
     photo = encoded(sample_image(1500, 1000), "JPEG", progressive=True)
     fits_streamed = deepzoom.estimated_peak(Image.open(io.BytesIO(encoded(sample_image(1500, 1000), "JPEG"))), True)
-    monkeypatch.setattr(config, "MEMORY_LIMIT", fits_streamed + 2**20)
+    monkeypatch.setattr(config, "LIMITS", dataclasses.replace(config.LIMITS, memory=fits_streamed + 2**20))
     scratch_folders = []
     monkeypatch.setattr(jobs.tempfile, "TemporaryDirectory", lambda *args, **kwargs: scratch_folders.append(args))
     s3.put_object(Bucket=SOURCE_BUCKET, Key="big.jpg", Body=photo)
@@ -111,7 +113,7 @@ def test_an_image_over_the_functions_memory_is_refused_from_its_header_before_do
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
     needed = deepzoom.estimated_peak(Image.open(io.BytesIO(photo)), False)
     assert f"needs about {needed / 2**20:,.0f} MB" in line["reason"]
-    assert f"the {config.MEMORY_LIMIT / 2**20:,.0f} MB there are" in line["reason"] and "progressive" in line["reason"]
+    assert f"the {config.LIMITS.memory / 2**20:,.0f} MB there are" in line["reason"] and "progressive" in line["reason"]
     assert scratch_folders == [], "refused before any download"
     assert keys_in(s3, ZOOM_BUCKET) == []
 

@@ -26,7 +26,7 @@ class RecordingSink:
 def opened(tmp_path, width=700, height=450, mode="RGB"):
     source = tmp_path / "source.png"
     sample_image(width, height, mode).save(source)
-    return deepzoom.open_image(source, max_pixels=deepzoom.DEFAULT_MAX_PIXELS)
+    return deepzoom.open_image(source)
 
 
 @pytest.mark.parametrize(
