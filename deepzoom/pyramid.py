@@ -220,7 +220,7 @@ class _TileWriter:
         self.extension = self.format.name
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepzoom-tile")
-        self._most_tiles = 4 * workers
+        self._most_tiles = 2 * workers
         self._room = threading.Condition()
         self._queued_tiles = 0
         self._queued_bytes = 0

@@ -125,6 +125,14 @@ def _jpeg2000(folder: Path) -> Path:
     return saved(folder, sample_image(64, 48), "master.jp2")
 
 
+def _heic(folder: Path) -> Path:
+    import pillow_heif
+
+    path = folder / "phone.heic"
+    pillow_heif.from_pillow(sample_image(64, 48)).save(path, quality=90)
+    return path
+
+
 def _float_tiff(folder: Path) -> Path:
     return saved(folder, sample_image(64, 48, "L").convert("F"), "float.tif")
 
@@ -144,7 +152,7 @@ WHOLE = {
     "photo.webp": (lambda p: saved(p, sample_image(64, 48), "photo.webp"), "WEBP"),
     "anim.gif": (lambda p: saved(p, sample_image(64, 48, "P"), "anim.gif"), "GIF"),
     "master.jp2": (_jpeg2000, "JPEG2000"),
-    "phone.heic": (lambda p: saved(p, sample_image(64, 48), "phone.heic"), "HEIF"),
+    "phone.heic": (lambda p: _heic(p), "HEIF"),
     "photo.avif": (lambda p: saved(p, sample_image(64, 48), "photo.avif"), "AVIF"),
     "float.tif": (_float_tiff, "float"),
     "planar.tif": (_planar_tiff, "planes"),
