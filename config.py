@@ -80,6 +80,9 @@ UPLOAD_CONCURRENCY = _number("UPLOAD_CONCURRENCY", 64)
 # Cache-Control on every object written. A re-uploaded image rewrites its tiles at the same keys,
 # so keep this short unless your sources never change.
 CACHE_CONTROL = _text("CACHE_CONTROL", "public, max-age=86400")
+# Cache-Control of the descriptors, viewer pages and IIIF info.json, which name the tiles: revalidated on every
+# view, so that after a re-upload no browser or CDN pairs an old descriptor with new tiles.
+INDEX_CACHE_CONTROL = _text("INDEX_CACHE_CONTROL", "no-cache")
 # First attempt of each tile PUT signed by s3zoom.sigv4 and sent on kept-alive http.client connections
 # (about a sixth of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
 DIRECT_UPLOADS = _switch("DIRECT_UPLOADS", True)

@@ -9,6 +9,7 @@ complete, never a mixture.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -25,7 +26,7 @@ import config
 import deepzoom
 
 from .clients import DirectPut, s3_client
-from .keys import PyramidKeys, extension_of, has_dot_segments, is_own_output
+from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, has_dot_segments, is_own_output
 from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
 from .page import viewer_page
 from .sink import S3Sink
@@ -33,7 +34,7 @@ from .sink import S3Sink
 log = logging.getLogger("lambdazoom")
 
 # User metadata on every object of a pyramid (S3 sends them back lower-cased).
-SOURCE_KEY = "lambdazoom-source-key"  # URL-quoted: metadata must be ASCII
+SOURCE_KEY = "lambdazoom-source-key-sha256"  # a hash: S3 allows 2 KB of metadata, and a key of ü is 2,544 URL-quoted
 SOURCE_ETAG = "lambdazoom-source-etag"
 SOURCE_VERSION = "lambdazoom-source-version"
 SETTINGS = "lambdazoom-settings"
@@ -113,6 +114,7 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             s3,
             config.S3_ZOOM_BUCKET,
             cache_control=config.CACHE_CONTROL,
+            index_cache_control=config.INDEX_CACHE_CONTROL,
             metadata=marker,
             direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
         )
@@ -158,8 +160,8 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
         return {**report, "action": "skipped", "reason": "the object exists again"}
     keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
     owner = _owner(s3, keys)
-    if owner is not None and owner != quote(key):
-        return {**report, "action": "skipped", "reason": f"the pyramid was made from {unquote(owner)}"}
+    if owner is not None and owner != _key_hash(key):
+        return {**report, "action": "skipped", "reason": "the pyramid was made from another source with this stem"}
     _delete(s3, [keys.descriptor, keys.page])
     deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
     deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
@@ -182,11 +184,14 @@ def unconvertible_reason(key: str) -> str | None:
         return f"extension {extension_of(key) or '(none)'!r} is not in ACCEPTED_EXTENSIONS"
     if has_dot_segments(key):
         return "key has '.' or '..' path segments, which browsers rewrite; rename the object"
+    longest = len(PyramidKeys.for_source(key, config.DEST_PREFIX).name.encode()) + LONGEST_OUTPUT_SUFFIX
+    if longest > MAX_KEY_BYTES:
+        return f"its pyramid's keys would be up to {longest} bytes long, over S3's {MAX_KEY_BYTES}; shorten the key"
     return None
 
 
 def _owner(s3: Any, keys: PyramidKeys) -> str | None:
-    """The (quoted) source key recorded on the pyramid's descriptor, or on a tile if there is no descriptor."""
+    """The hash of the source key recorded on the pyramid's descriptor, or on a tile if there is no descriptor."""
     found = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
     if found is None:
         tile = next((key for key in _listed(s3, keys.files_prefix) if keys.is_tile(key)), None)
@@ -218,11 +223,15 @@ def _metadata(head: dict[str, Any]) -> dict[str, str]:
 def _marker(key: str, source: dict[str, Any]) -> dict[str, str]:
     """What every object of the pyramid records about the source and settings it was made from."""
     return {
-        SOURCE_KEY: quote(key),
+        SOURCE_KEY: _key_hash(key),
         SOURCE_ETAG: source["ETag"].strip('"'),
         SOURCE_VERSION: source.get("VersionId") or "",
         SETTINGS: config.settings_fingerprint(),
     }
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _same_marker(metadata: dict[str, str], marker: dict[str, str]) -> bool:

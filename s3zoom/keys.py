@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from deepzoom import FORMATS, DeepZoomGeometry, IIIFLayout, iiif_folder, tile_path
 
+MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8 bytes
+# What the longest output key adds to a pyramid's name: a IIIF tile with every number at its most digits,
+# NAME_iiif/{x},{y},{w},{h}/{w},{h}/0/default.webp (a DZI tile, NAME_files/L/C_R.webp, is shorter).
+LONGEST_OUTPUT_SUFFIX = len("_iiif/") + (4 * 10 + 3 + 1) + (2 * 10 + 1 + 1) + len("0/default.webp")
+
 _TILE = re.compile(rf"\d+/\d+_\d+\.(?:{'|'.join(FORMATS)})")
 _IIIF_FILE = re.compile(rf"info\.json|(?:full|\d+,\d+,\d+,\d+)/(?:max|\d+,\d+)/0/default\.(?:{'|'.join(FORMATS)})")
 

@@ -1,0 +1,57 @@
+"""What real S3 enforces and moto does not: 2 KB of user metadata, 1,024-byte keys; and how long viewers may cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import config
+import lambdazoom
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from helpers import keys_in, sample_image, upload_image
+from s3zoom import jobs
+from s3zoom.events import s3_event
+
+S3_METADATA_BYTES = 2048  # names and values of all x-amz-meta-* headers, as UTF-8
+
+
+def metadata_bytes(head: dict) -> int:
+    return sum(len(f"x-amz-meta-{name}".encode()) + len(value.encode()) for name, value in head["Metadata"].items())
+
+
+def test_a_long_unicode_key_keeps_every_objects_metadata_under_2_kb(s3):
+    key = "ü" * 400 + ".jpg"  # 804 bytes; URL-quoted it was 2,544 bytes of metadata on every object
+    upload_image(s3, SOURCE_BUCKET, key, sample_image(300, 200))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, key), None)["done"] == 1
+    written = keys_in(s3, ZOOM_BUCKET)
+    assert written and all(len(found.encode()) <= 1024 for found in written)
+    for found in written:
+        assert metadata_bytes(s3.head_object(Bucket=ZOOM_BUCKET, Key=found)) < S3_METADATA_BYTES
+
+
+def test_the_marker_of_a_1000_byte_key_is_small():
+    marker = jobs._marker("k" * 996 + ".jpg", {"ETag": '"' + "e" * 32 + '-9999"', "VersionId": "v" * 32})
+    assert sum(len(f"x-amz-meta-{name}") + len(value) for name, value in marker.items()) < 400
+
+
+def test_a_key_whose_outputs_would_pass_1024_bytes_is_refused_before_any_work(s3, caplog):
+    key = "k" * 950 + ".jpg"
+    upload_image(s3, SOURCE_BUCKET, key, sample_image(30, 20))
+    caplog.set_level(logging.INFO, "lambdazoom")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, key), None) == {"done": 0, "skipped": 0, "failed": 1}
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
+    assert "over S3's 1024" in line["reason"] and "shorten the key" in line["reason"]
+    assert keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_descriptors_pages_and_iiif_info_are_revalidated_while_tiles_are_cached(s3, monkeypatch):
+    monkeypatch.setattr(config, "IIIF_OUTPUT", True)
+    monkeypatch.setattr(config, "IIIF_BASE_URL", "https://zoom.example.org")
+    upload_image(s3, SOURCE_BUCKET, "a.jpg", sample_image(600, 400))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.jpg"), None)["done"] == 1
+    for index in ("a.dzi", "a.html", "a_iiif/info.json"):
+        assert s3.head_object(Bucket=ZOOM_BUCKET, Key=index)["CacheControl"] == config.INDEX_CACHE_CONTROL == "no-cache"
+    tiles = [key for key in keys_in(s3, ZOOM_BUCKET) if key.endswith(".jpg")]
+    assert tiles and {s3.head_object(Bucket=ZOOM_BUCKET, Key=key)["CacheControl"] for key in tiles} == {
+        config.CACHE_CONTROL
+    }
