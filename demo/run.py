@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +37,8 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
     missing = [str(image) for image in images if not image.is_file()]
     if missing:
         raise SystemExit(f"no such file: {', '.join(missing)}")
+    # SIGTERM (a script or a test stopping the demo) unwinds like Ctrl-C, so the scratch folder is removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     # Only the local S3 is ever asked, so no real credentials are looked up (or used).
     os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION="us-east-1")
     with LocalS3() as s3_server, tempfile.TemporaryDirectory(prefix="lambdazoom-demo-") as scratch:
@@ -57,6 +64,32 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
             server.server_close()
 
 
+class _FailureRecorder(logging.Handler):
+    """Keeps the reason of each conversion the handler logs as failed, for the list page."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.reasons = reasons
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logged = json.loads(record.getMessage())
+        except ValueError:
+            return
+        if logged.get("action") == "failed":
+            self.reasons.append(logged["reason"])
+
+
+@contextmanager
+def _failures_recorded(reasons: list[str]) -> Iterator[None]:
+    recorder = _FailureRecorder(reasons)
+    logging.getLogger("lambdazoom").addHandler(recorder)
+    try:
+        yield
+    finally:
+        logging.getLogger("lambdazoom").removeHandler(recorder)
+
+
 def _uploads(images: list[Path], scratch: Path) -> dict[str, Path]:
     """Source key for each file: its name, or a numbered folder when two share a name."""
     if not images:
@@ -71,18 +104,26 @@ def _uploads(images: list[Path], scratch: Path) -> dict[str, Path]:
 
 
 def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
-    """Upload, then hand the handler the event S3 sent for it, as Lambda would."""
+    """Upload, then hand the handler each event S3 sent for it, as Lambda would.
+
+    A large file goes up in parts, and S3 may send more than one event for it: the later ones find the
+    pyramid up to date, as a redelivery would.
+    """
     buckets.s3.upload_file(str(path), buckets.source_bucket, key)
     started = time.perf_counter()
-    try:
-        lambdazoom.handler(buckets.next_event(), None)
-    except lambdazoom.RetryableFailure as failure:
-        print(f"{key}: {failure}", file=sys.stderr)
+    reasons: list[str] = []
+    with _failures_recorded(reasons):
+        for event in buckets.drain():
+            try:
+                lambdazoom.handler(event, None)
+            except lambdazoom.RetryableFailure as failure:
+                print(f"{key}: {failure}", file=sys.stderr)
+                reasons.append(str(failure))
     pyramid = PyramidKeys.for_source(key, config.DEST_PREFIX)
     try:
         descriptor = buckets.s3.get_object(Bucket=buckets.zoom_bucket, Key=pyramid.descriptor)["Body"].read()
     except buckets.s3.exceptions.NoSuchKey:
-        return Entry(key, problem="the log above says why")
+        return Entry(key, problem="; ".join(dict.fromkeys(reasons)) or "S3 sent no event for it")
     print(f"{key}: pyramid ready in {time.perf_counter() - started:.1f} s", flush=True)
     geometry, extension = read_descriptor(descriptor)
     thumbnail_level = max(level for level in range(geometry.level_count) if geometry.tile_grid(level) == (1, 1))

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +42,7 @@ SETTINGS = "lambdazoom-settings"
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 SCRATCH_PREFIX = "lambdazoom-"
 HEADER_BYTES = 256 * 1024  # enough for a JPEG's EXIF and ICC segments or a PNG's chunks before its pixels
+SCRATCH_MARK = ".lambdazoom-scratch"  # inside each scratch folder this function makes
 STALE_SCRATCH_SECONDS = 900  # Lambda's longest run: an older scratch folder belongs to no live invocation
 
 
@@ -94,6 +96,7 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
 
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=config.TMP_DIR) as scratch:
+        Path(scratch, SCRATCH_MARK).touch()  # the sweep removes only folders that carry it
         path = os.path.join(scratch, "source." + extension_of(key))
         with _timed(timings, "download"):
             extra = {"VersionId": source["VersionId"]} if source.get("VersionId") else None
@@ -244,14 +247,14 @@ def _same_marker(metadata: dict[str, str], marker: dict[str, str]) -> bool:
 
 def _remove_stale_scratch() -> None:
     """Scratch folders of invocations that timed out: Lambda kills them before ``finally`` runs,
-    and a warm container keeps its /tmp."""
+    and a warm container keeps its /tmp. Only folders with our mark go: TMP_DIR may be shared."""
     cutoff = time.time() - STALE_SCRATCH_SECONDS
     with os.scandir(config.TMP_DIR) as entries:
         for entry in entries:
             if not entry.name.startswith(SCRATCH_PREFIX):
                 continue
             try:  # a folder of another process (backfill workers) may vanish while we look
-                stale = entry.is_dir() and entry.stat().st_mtime < cutoff
+                stale = entry.is_dir() and entry.stat().st_mtime < cutoff and Path(entry.path, SCRATCH_MARK).exists()
             except FileNotFoundError:
                 continue
             if stale:

@@ -10,6 +10,7 @@ import html
 import io
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -219,3 +220,56 @@ def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser, which):
     close_up = view_matches_source(page, source)
     assert close_up >= MIN_PSNR, f"deepest level: {close_up:.1f} dB"
     page.close()
+
+
+def test_demo_takes_a_large_photo_uploaded_in_parts_and_says_why_a_file_failed(tmp_path):
+    """boto3 uploads files over 8 MiB in parts, and moto then sends two events for one upload."""
+    require((ROOT / "node_modules" / "openseadragon").is_dir(), "OpenSeadragon is not installed: run `npm ci`")
+    large = tmp_path / "large photo.jpg"
+    noise = random.Random(7).randbytes(2800 * 2200 * 3)
+    Image.frombytes("RGB", (2800, 2200), noise).save(large, quality=97, subsampling=0)
+    assert large.stat().st_size > 12 * 2**20
+    broken = tmp_path / "notes.jpg"
+    broken.write_text("not a picture\n" * 50)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lambdazoom", "demo", str(large), str(broken), "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        viewer = next((line.split()[1] for line in process.stdout if line.startswith("Viewer: ")), None)
+        assert viewer, f"the demo stopped before serving:\n{process.stderr.read() if process.stderr else ''}"
+        page = fetch(viewer)[2].decode()
+        assert '<a href="/view/0">' in page and "large photo.jpg" in page
+        assert "notes.jpg: no pyramid (not an image in a format Pillow can read)" in html.unescape(page)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_sigterm_leaves_no_scratch_folder_behind(tmp_path):
+    require((ROOT / "node_modules" / "openseadragon").is_dir(), "OpenSeadragon is not installed: run `npm ci`")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env["TMPDIR"] = str(tmp_path)  # the demo's scratch folder goes here, where nothing else writes
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lambdazoom", "demo", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        assert any(line.startswith("Viewer: ") for line in process.stdout)
+        assert [path.name for path in tmp_path.iterdir() if path.name.startswith("lambdazoom-demo-")], "made one"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith("lambdazoom-demo-")]

@@ -305,13 +305,17 @@ def test_scratch_left_by_a_timed_out_invocation_is_removed(s3, lambda_config):
     stale = lambda_config / "lambdazoom-killed"
     (stale / "big").mkdir(parents=True)
     (stale / "big" / "source.jpg").write_bytes(b"x" * 1000)
+    (stale / jobs.SCRATCH_MARK).touch()
+    not_ours = lambda_config / "lambdazoom-report"  # another program's folder with a name like ours
+    not_ours.mkdir()
     old = time.time() - jobs.STALE_SCRATCH_SECONDS - 60
     os.utime(stale, (old, old))
+    os.utime(not_ours, (old, old))
     recent = lambda_config / "lambdazoom-running"  # another conversion still at work
     recent.mkdir()
     upload_image(s3, SOURCE_BUCKET, "next.jpg", sample_image(30, 30))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "next.jpg"), None)["done"] == 1
-    assert sorted(path.name for path in lambda_config.iterdir()) == ["lambdazoom-running"]
+    assert sorted(path.name for path in lambda_config.iterdir()) == ["lambdazoom-report", "lambdazoom-running"]
 
 
 def test_iiif_service_beside_the_pyramid_follows_its_source(s3, monkeypatch):

@@ -127,7 +127,8 @@ def test_deploy_schedule_and_undeploy(project, local_aws):
 
 def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
     """What the role may do: write its logs; read (and list, so a missing key is a 404, not a 403) the
-    source bucket; list, read, write and delete in the zoom bucket. Nothing on any other bucket."""
+    source bucket; list the zoom bucket, and read, write and delete there only the names it writes. Nothing on any
+    other bucket."""
     logs = json.loads((ROOT / stage["attach_policy"]).read_text())["Statement"]
     grants = logs + stage["extra_permissions"]
     source = stage["events"][0]["event_source"]["arn"]
@@ -144,9 +145,11 @@ def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
         ("s3:GetObjectVersion", source + "/*"),
         ("s3:ListBucket", source),
         ("s3:ListBucket", zoom),
-        ("s3:GetObject", zoom + "/*"),
-        ("s3:PutObject", zoom + "/*"),
-        ("s3:DeleteObject", zoom + "/*"),
+        *(
+            (action, zoom + "/" + output)  # only the names the function writes: descriptors, pages, tiles, IIIF
+            for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+            for output in ("*.dzi", "*.html", "*_files/*", "*_iiif/*")
+        ),
     }
     for grant in logs:  # only the function's own log groups
         assert all(
