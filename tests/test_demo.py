@@ -41,29 +41,44 @@ CHROMIUM_FLAGS = [
 MIN_PSNR = 25.0
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[str]:
-    """`python -m lambdazoom demo` on a free port, with the picture it makes; yields the viewer's URL."""
+def start_demo(*arguments: str, tmpdir: Path | None = None) -> subprocess.Popen[str]:
+    """`python -m lambdazoom demo ARGUMENTS --port 0` as a user runs it (no AWS variables of ours)."""
     require((ROOT / "node_modules" / "openseadragon").is_dir(), "OpenSeadragon is not installed: run `npm ci`")
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lambdazoom", "demo", "--port", "0"],
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lambdazoom", "demo", *arguments, "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def served_at(process: subprocess.Popen[str]) -> str:
+    """The viewer's URL, once the demo prints it; fails the test if the demo stops first."""
     assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("Viewer: "):
+            return line.split()[1]
+    pytest.fail(f"the demo stopped before serving:\n{process.stderr.read() if process.stderr else ''}")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[str]:
+    """The demo with the picture it makes; yields the viewer's URL."""
+    process = start_demo()
     try:
-        for line in process.stdout:
-            if line.startswith("Viewer: "):
-                yield line.split()[1]
-                return
-        pytest.fail(f"the demo stopped before serving:\n{process.stderr.read() if process.stderr else ''}")
+        yield served_at(process)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 def fetch(url: str, origin: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -224,52 +239,27 @@ def test_the_viewer_draws_the_pyramid_at_every_zoom(demo, browser, which):
 
 def test_demo_takes_a_large_photo_uploaded_in_parts_and_says_why_a_file_failed(tmp_path):
     """boto3 uploads files over 8 MiB in parts, and moto then sends two events for one upload."""
-    require((ROOT / "node_modules" / "openseadragon").is_dir(), "OpenSeadragon is not installed: run `npm ci`")
     large = tmp_path / "large photo.jpg"
     noise = random.Random(7).randbytes(2800 * 2200 * 3)
     Image.frombytes("RGB", (2800, 2200), noise).save(large, quality=97, subsampling=0)
     assert large.stat().st_size > 12 * 2**20
     broken = tmp_path / "notes.jpg"
     broken.write_text("not a picture\n" * 50)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lambdazoom", "demo", str(large), str(broken), "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
+    process = start_demo(str(large), str(broken))
     try:
-        viewer = next((line.split()[1] for line in process.stdout if line.startswith("Viewer: ")), None)
-        assert viewer, f"the demo stopped before serving:\n{process.stderr.read() if process.stderr else ''}"
-        page = fetch(viewer)[2].decode()
+        page = fetch(served_at(process))[2].decode()
         assert '<a href="/view/0">' in page and "large photo.jpg" in page
         assert "notes.jpg: no pyramid (not an image in a format Pillow can read)" in html.unescape(page)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 def test_sigterm_leaves_no_scratch_folder_behind(tmp_path):
-    require((ROOT / "node_modules" / "openseadragon").is_dir(), "OpenSeadragon is not installed: run `npm ci`")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env["TMPDIR"] = str(tmp_path)  # the demo's scratch folder goes here, where nothing else writes
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lambdazoom", "demo", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
+    process = start_demo(tmpdir=tmp_path)  # the demo's scratch folder goes here, where nothing else writes
     try:
-        assert any(line.startswith("Viewer: ") for line in process.stdout)
+        served_at(process)
         assert [path.name for path in tmp_path.iterdir() if path.name.startswith("lambdazoom-demo-")], "made one"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
     assert process.returncode == 0
     assert not [path for path in tmp_path.iterdir() if path.name.startswith("lambdazoom-demo-")]
