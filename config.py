@@ -113,7 +113,9 @@ try:
         formats=formats_for(ACCEPTED_EXTENSIONS),
     )
 except ValueError as error:
-    raise ValueError(f"ACCEPTED_EXTENSIONS, MAX_PIXELS, MAX_ASPECT_RATIO or MAX_JPEG_SCANS: {error}") from None
+    raise ValueError(
+        f"ACCEPTED_EXTENSIONS, MAX_PIXELS, MAX_ASPECT_RATIO, MAX_JPEG_SCANS or MIN_PIXELS_PER_TIFF_PIECE: {error}"
+    ) from None
 
 # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
 TMP_DIR = _text("TMP_DIR", "/tmp")

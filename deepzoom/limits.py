@@ -26,13 +26,15 @@ file can cause is bounded by rules that real images never meet:
 
 from __future__ import annotations
 
-import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from PIL import Image
 
 from .errors import ImageTooLarge, InvalidImage
+from .jpeg import count_jpeg_scans
 from .memory import estimated_peak
 from .settings import DEFAULT_MAX_PIXELS
 
@@ -56,6 +58,19 @@ FORMATS_BY_EXTENSION = {
 }
 IMAGE_FORMATS = frozenset(name for names in FORMATS_BY_EXTENSION.values() for name in names)
 _FREE_TIFF_PIECES = 1_000  # any file may have this many strips or tiles, however small
+_pillow_limit_lock = threading.RLock()
+
+
+@contextmanager
+def pillow_pixel_limit_lifted() -> Iterator[None]:
+    """Pillow refuses images over 179 MP outright; these limits replace that guard."""
+    with _pillow_limit_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def formats_for(extensions: frozenset[str] | set[str]) -> frozenset[str]:
@@ -137,41 +152,6 @@ class Limits:
                 f"TIFF of {image.width}x{image.height} in {pieces:,} strips or tiles: under "
                 f"{self.min_pixels_per_tiff_piece:,} pixels each on average, more pieces than any writer makes"
             )
-
-
-def count_jpeg_scans(stream: BinaryIO, stop_after: int) -> int:
-    """Start-of-scan markers in the JPEG at ``stream``'s position, counted up to ``stop_after`` + 1.
-
-    Segments are skipped by their length; entropy-coded data by its markers (a 0xFF byte there is
-    followed by 0x00 or a restart marker), so a thumbnail inside EXIF is not counted.
-    """
-    scans = 0
-    data = stream.read()
-    position = 2  # after SOI
-    while position + 4 <= len(data) and scans <= stop_after:
-        if data[position] != 0xFF:
-            raise InvalidImage("JPEG markers out of place")
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker == 0xD9:  # EOI
-            break
-        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
-        position += 2 + length
-        if marker == 0xDA:  # SOS: entropy-coded data runs to the next marker that is not RSTn
-            scans += 1
-            position = _next_marker(data, position)
-    return scans
-
-
-def _next_marker(data: bytes, position: int) -> int:
-    while (position := data.find(b"\xff", position)) != -1 and position + 1 < len(data):
-        following = data[position + 1]
-        if following != 0x00 and not 0xD0 <= following <= 0xD7:
-            return position
-        position += 2
-    return len(data)
 
 
 def format_of(head: bytes) -> str | None:

@@ -14,9 +14,16 @@ from pathlib import Path
 
 from PIL import Image
 
-BASE_BYTES = 185_000_000  # Python, boto3, Pillow, the upload threads and their buffers (make bench-sizing: 166 MB + noise)
+from .jpeg import holds_every_coefficient
+
+BASE_BYTES = (
+    185_000_000  # Python, boto3, Pillow, the upload threads and their buffers (make bench-sizing: 166 MB + noise)
+)
 BYTES_PER_COLUMN = 8_000  # rows every level holds, per pixel of width (make bench-sizing: 7,579 from 17k to 62k wide)
 _DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}  # Pillow's storage; else 4
+# Decoders that hold more than the decoded image while they work, bytes a pixel at peak, measured decoding
+# a 6 MP RGB image of each (the result included): libwebp and openjpeg keep whole-image buffers of their own.
+_DECODER_BYTES_PER_PIXEL = {"JPEG2000": 20, "WEBP": 16, "AVIF": 9, "HEIF": 8}
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v2, v1
 _BAND_ROWS = 512  # what BYTES_PER_COLUMN already covers of a source band
 _COEFFICIENT_BYTES = 2  # libjpeg keeps each DCT coefficient of a progressive JPEG as a 16-bit number
@@ -27,9 +34,15 @@ def estimated_peak(image: Image.Image, streamed: bool) -> int:
     width, height = image.size
     peak = BASE_BYTES + BYTES_PER_COLUMN * width + _tall_strip_bytes(image)
     if not streamed:
-        per_pixel = _DECODED_BYTES_PER_PIXEL.get(image.mode, 4) + _progressive_jpeg_bytes_per_pixel(image)
-        peak += per_pixel * width * height
+        stored = stored_bytes_per_pixel(image.mode)
+        per_pixel = max(stored, _DECODER_BYTES_PER_PIXEL.get(image.format or "", 0))
+        peak += (per_pixel + _progressive_jpeg_bytes_per_pixel(image)) * width * height
     return peak
+
+
+def stored_bytes_per_pixel(mode: str) -> int:
+    """What Pillow keeps of a pixel of ``mode``: 1 byte for grey and palette, 2 for 16-bit grey, else 4."""
+    return _DECODED_BYTES_PER_PIXEL.get(mode, 4)
 
 
 def _tall_strip_bytes(image: Image.Image) -> int:
@@ -42,8 +55,9 @@ def _tall_strip_bytes(image: Image.Image) -> int:
 
 
 def _progressive_jpeg_bytes_per_pixel(image: Image.Image) -> float:
-    """What libjpeg holds besides the output: every coefficient, one per sample of each component."""
-    if image.format not in ("JPEG", "MPO") or not image.info.get("progressive"):
+    """What libjpeg holds besides the output, for a progressive or non-interleaved JPEG: every coefficient,
+    one per sample of each component."""
+    if not holds_every_coefficient(image):
         return 0
     layers = getattr(image, "layer", [])  # (id, horizontal sampling, vertical sampling, table) per component
     if not layers:

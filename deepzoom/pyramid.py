@@ -234,25 +234,25 @@ class _TileWriter:
         The cut happens on the pool too, so the thread feeding rows only halves and schedules:
         ``rows`` is never changed once made (a level joins new bands into a new image).
         """
-        pixels = (box[2] - box[0]) * (box[3] - box[1]) * 4
+        pixel_bytes = (box[2] - box[0]) * (box[3] - box[1]) * 4
         with self._room:
-            self._room.wait_for(lambda: self._error is not None or self._has_room(pixels))
+            self._room.wait_for(lambda: self._error is not None or self._has_room(pixel_bytes))
             if self._error is not None:
                 raise self._error
             self._queued_tiles += 1
-            self._queued_bytes += pixels
+            self._queued_bytes += pixel_bytes
         future = self._pool.submit(self._store, paths, rows, box)
-        future.add_done_callback(functools.partial(self._release, pixels))
+        future.add_done_callback(functools.partial(self._release, pixel_bytes))
 
-    def _has_room(self, pixels: int) -> bool:
+    def _has_room(self, pixel_bytes: int) -> bool:
         if self._queued_tiles == 0:
             return True  # one tile always goes, however large
-        return self._queued_tiles < self._most_tiles and self._queued_bytes + pixels <= IN_FLIGHT_BYTES
+        return self._queued_tiles < self._most_tiles and self._queued_bytes + pixel_bytes <= IN_FLIGHT_BYTES
 
-    def _release(self, pixels: int, future: Future[None]) -> None:
+    def _release(self, pixel_bytes: int, future: Future[None]) -> None:
         with self._room:
             self._queued_tiles -= 1
-            self._queued_bytes -= pixels
+            self._queued_bytes -= pixel_bytes
             self._room.notify_all()
 
     def _store(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:

@@ -14,7 +14,6 @@ import functools
 import io
 import logging
 import os
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import DeepZoomError, InvalidImage
-from .limits import Limits, format_of
-from .streaming import stream_refusal, stream_rows
+from .limits import Limits, format_of, pillow_pixel_limit_lifted
+from .streaming import MappingRefused, stream_refusal, stream_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +49,6 @@ _GREY_MODES = {"1", "L", "LA", "La"}
 _ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA", "P", "PA"}
 _ICC_INPUT_MODE = {"RGBA": "RGB", "LA": "L", "P": "RGB", "PA": "RGB"}  # alpha goes round the transform
 _SRGB = ImageCms.createProfile("sRGB")
-_pillow_limit_lock = threading.Lock()
-
-
-@contextmanager
-def _pillow_pixel_limit_lifted() -> Iterator[None]:
-    """Pillow refuses images over 179 MP outright; our own header check replaces that guard."""
-    with _pillow_limit_lock:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
 
 
 @dataclass
@@ -174,10 +160,10 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
     name = os.fspath(path)
     if os.path.getsize(name) == 0:
         raise InvalidImage("empty file (0 bytes)")
-    with _decoder_failures_as_bad_input("image header"):
+    with _decoder_failures_as_bad_input("image header"):  # a hostile header can break the checks too
         image = _opened(name, limits.formats)
         refusal = _stream_refusal(image)
-    limits.check(image, refusal)
+        limits.check(image, refusal)
     if refusal is None:
         decoding = "streamed"
     else:
@@ -202,8 +188,9 @@ def check_header(head: bytes, limits: Limits = Limits()) -> bool:
     Raises as :func:`open_image` would; returns False when ``head`` is too
     short to tell (the header runs on, or the format keeps it at the end).
     """
-    if format_of(head) not in limits.formats:
-        _opened(io.BytesIO(head), limits.formats)  # raises, naming what it is
+    found = format_of(head)
+    if found is not None and found not in limits.formats:
+        raise _not_accepted(found, limits.formats)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -211,7 +198,8 @@ def check_header(head: bytes, limits: Limits = Limits()) -> bool:
             refusal = _stream_refusal(image)
     except Exception:  # noqa: BLE001 - a cut-off header fails in many ways; open_image judges the whole file
         return False
-    limits.check(image, refusal)
+    with _decoder_failures_as_bad_input("image header"):
+        limits.check(image, refusal)
     return True
 
 
@@ -223,7 +211,7 @@ def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
         warnings.simplefilter("always")
         try:
             yield
-        except DeepZoomError:
+        except (DeepZoomError, MappingRefused):
             raise
         except Exception as error:  # noqa: BLE001
             raise InvalidImage(f"cannot decode {what}: {_one_line(error)}") from None
@@ -252,7 +240,7 @@ def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:
     Image.init()  # every built-in plugin registered, or Pillow cannot be told which of them to try
     while True:
         try:
-            with _pillow_pixel_limit_lifted():
+            with pillow_pixel_limit_lifted():
                 return Image.open(file, formats=sorted(formats & Image.OPEN.keys()))
         except UnidentifiedImageError:
             if not _registered_heif(formats):
@@ -262,7 +250,11 @@ def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:
         found = format_of(stream.read(64))
     if found is None or found in formats:
         raise InvalidImage("not an image in a format Pillow can read") from None
-    raise InvalidImage(f"the content is {found}, not one of the accepted formats ({', '.join(sorted(formats))})")
+    raise _not_accepted(found, formats)
+
+
+def _not_accepted(found: str, formats: frozenset[str]) -> InvalidImage:
+    return InvalidImage(f"the content is {found}, not one of the accepted formats ({', '.join(sorted(formats))})")
 
 
 def _registered_heif(formats: frozenset[str]) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import io
+import itertools
 import mmap
 import struct
 import sys
@@ -41,19 +42,25 @@ from typing import BinaryIO
 from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
 
 from .errors import InvalidImage
+from .jpeg import holds_every_coefficient
+from .limits import pillow_pixel_limit_lifted
+from .memory import stored_bytes_per_pixel
 
 PAGE = mmap.PAGESIZE
 MIN_BLOCK, MAX_BLOCK = 1 << 10, 1 << 16  # compressed bytes fed to a decoder at a time
 STREAMED_FORMATS = {"JPEG", "MPO", "PNG", "TIFF"}
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)  # Linux's value; Python 3.11 lacks the name
 _TIFF_KEPT_TAGS = {  # what libtiff needs to decode the pixels of a band; pointers to other IFDs are dropped
-    254, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-    338, 339, 347, 529, 530, 531, 532,
+    254, 256, 257, 258, 259, 262, 266, 277, 278, 284, 317, 320, 322, 323, 338, 339, 347, 529, 530, 531, 532,
 }  # fmt: skip
 _BIGTIFF_TYPES = {16, 17, 18}  # 64-bit types: a band's TIFF is a classic one
 _TIFF_IMAGE_LENGTH, _TIFF_ROWS_PER_STRIP, _TIFF_STRIP_OFFSETS, _TIFF_STRIP_COUNTS = 257, 278, 273, 279
 _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH, _TIFF_TILE_OFFSETS, _TIFF_TILE_COUNTS = 322, 323, 324, 325
+
+
+class MappingRefused(RuntimeError):
+    """The machine would not give the decode its address space (``ulimit -v``, strict overcommit): not the
+    file's fault, so not bad input; a retry, or a machine that allows it, may succeed."""
 
 
 def _mincore() -> ctypes._CFuncPtr | None:
@@ -85,6 +92,8 @@ def stream_refusal(image: ImageFile.ImageFile) -> str | None:
 def _jpeg_refusal(image: ImageFile.ImageFile) -> str | None:
     if image.info.get("progressive") or image.info.get("progression"):
         return "progressive JPEG (libjpeg holds every coefficient before the first row)"
+    if holds_every_coefficient(image):
+        return "JPEG whose first scan lacks some colours (libjpeg holds every coefficient before the first row)"
     return _row_map_refusal()
 
 
@@ -160,13 +169,16 @@ class _RowMap:
     def __init__(self, image: ImageFile.ImageFile) -> None:
         self.image = image
         self.width, self.height = image.size
-        line = self.width * _BYTES_PER_PIXEL.get(image.mode, 4)
+        line = self.width * stored_bytes_per_pixel(image.mode)
         self.stride = -(-line // PAGE) * PAGE
         self.pages_per_row = self.stride // PAGE
-        self.memory = mmap.mmap(
-            -1, self.stride * self.height, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
-        )
-        self.memory.madvise(mmap.MADV_NOHUGEPAGE)  # a huge page would make rows look written that are not
+        try:
+            self.memory = mmap.mmap(
+                -1, self.stride * self.height, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+            )
+            self.memory.madvise(mmap.MADV_NOHUGEPAGE)  # a huge page would make rows look written that are not
+        except OSError as error:
+            raise MappingRefused(f"cannot map {self.stride * self.height:,} bytes to decode into: {error}") from None
         self.core = Image.core.map_buffer(self.memory, image.size, "raw", 0, (image.mode, self.stride, 1))
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.memory))
         self._progress = threading.Condition()  # guards what the decoding thread and the taker share:
@@ -210,8 +222,9 @@ class _RowMap:
     def _decode(self, height: int) -> None:
         """Feed the decoder until every row is written, pausing while two bands wait to be taken."""
         tile = self.image.tile[0]
-        decoder = Image._getdecoder(self.image.mode, tile.codec_name, tile.args, self.image.decoderconfig)
+        decoder = None
         try:
+            decoder = Image._getdecoder(self.image.mode, tile.codec_name, tile.args, self.image.decoderconfig)
             decoder.setimage(self.core, tile.extents)
             read = self._reader(tile.offset)
             fed, block, pending = 0, MIN_BLOCK, b""
@@ -243,7 +256,8 @@ class _RowMap:
                 self.error = error
                 self._progress.notify_all()
         finally:
-            decoder.cleanup()
+            if decoder is not None:
+                decoder.cleanup()
 
     def _next_block(self, fed: int, height: int) -> int:
         """Compressed bytes that should decode to about a quarter band, at the rate seen so far.
@@ -304,7 +318,7 @@ class _IdatReader:
         self._next_chunk()
 
     def read(self, size: int) -> bytes:
-        if self.left == 0 and not self.ended:
+        while self.left == 0 and not self.ended:  # an IDAT chunk may be empty
             self.stream.seek(4, io.SEEK_CUR)  # the chunk's CRC
             self._next_chunk()
         if self.ended:
@@ -324,9 +338,7 @@ class _IdatReader:
 
 
 def _decoder_error(code: int) -> str:
-    return {-1: "image file is truncated", -2: "broken data stream", -9: "out of memory"}.get(
-        code, f"decoder error {code}"
-    )
+    return str(ImageFile._get_oserror(code, encoder=False))
 
 
 def _tiff_bands(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image]:
@@ -337,11 +349,15 @@ def _tiff_bands(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image
     counts = tuple(tags[_TIFF_TILE_COUNTS if tiled else _TIFF_STRIP_COUNTS])
     width, full_height = image.size
     if tiled:
-        unit_rows = int(tags[_TIFF_TILE_LENGTH])
-        per_unit = -(-width // int(tags[_TIFF_TILE_WIDTH]))  # tiles across
+        unit_rows, tile_width = int(tags[_TIFF_TILE_LENGTH]), int(tags[_TIFF_TILE_WIDTH])
+        if tile_width < 1:
+            raise InvalidImage(f"TIFF tiles {tile_width} pixels wide")
+        per_unit = -(-width // tile_width)  # tiles across
     else:
         unit_rows = min(int(tags.get(_TIFF_ROWS_PER_STRIP, full_height)), full_height)
         per_unit = 1
+    if unit_rows < 1:
+        raise InvalidImage(f"TIFF strips or tiles {unit_rows} rows high")
     units = -(-full_height // unit_rows)
     if len(offsets) < units * per_unit or len(counts) < len(offsets):
         raise InvalidImage(f"TIFF lists {len(offsets)} strips or tiles; its size needs {units * per_unit}")
@@ -365,13 +381,13 @@ def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], 
     """Wrap ``data`` (a band's strips or tiles, in order) in a TIFF of ``rows`` rows and decode it."""
     directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=image.tag_v2.prefix)
     for tag, value in image.tag_v2.items():
-        if tag in _TIFF_KEPT_TAGS:
+        if tag in _TIFF_KEPT_TAGS:  # (not the whole file's offsets: a band sets its own)
             directory[tag] = value
             kind = image.tag_v2.tagtype[tag]
             directory.tagtype[tag] = TiffTags.LONG if kind in _BIGTIFF_TYPES else kind
     directory[_TIFF_IMAGE_LENGTH] = rows
     sizes = tuple(len(piece) for piece in data)
-    relative = tuple(sum(sizes[:index]) for index in range(len(sizes)))  # where each piece starts in the data
+    relative = (0, *itertools.accumulate(sizes[:-1]))  # where each piece starts in the data
     offsets_tag = _TIFF_TILE_OFFSETS if tiled else _TIFF_STRIP_OFFSETS
     counts_tag = _TIFF_TILE_COUNTS if tiled else _TIFF_STRIP_COUNTS
     directory[counts_tag] = sizes
@@ -384,7 +400,7 @@ def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], 
     header = b"II\x2a\x00\x08\x00\x00\x00" if little else b"MM\x00\x2a\x00\x00\x00\x08"  # first IFD at 8
     band_file = io.BytesIO(header + directory.tobytes(8) + b"".join(data))
     try:
-        with Image.open(band_file, formats=["TIFF"]) as band:
+        with pillow_pixel_limit_lifted(), Image.open(band_file, formats=["TIFF"]) as band:
             band.load()
             if band.mode != image.mode or band.size != (image.width, rows):
                 raise InvalidImage(f"a TIFF band decoded as {band.mode} {band.size}, not {image.mode}")

@@ -36,6 +36,7 @@ log = logging.getLogger("lambdazoom")
 
 # User metadata on every object of a pyramid (S3 sends them back lower-cased).
 SOURCE_KEY = "lambdazoom-source-key-sha256"  # a hash: S3 allows 2 KB of metadata, and a key of ü is 2,544 URL-quoted
+OLD_SOURCE_KEY = "lambdazoom-source-key"  # the URL-quoted key, on pyramids made before the hash
 SOURCE_ETAG = "lambdazoom-source-etag"
 SOURCE_VERSION = "lambdazoom-source-version"
 SETTINGS = "lambdazoom-settings"
@@ -163,7 +164,7 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
         return {**report, "action": "skipped", "reason": "the object exists again"}
     keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
     owner = _owner(s3, keys)
-    if owner is not None and owner != _key_hash(key):
+    if owner is not None and owner not in (_key_hash(key), quote(key)):  # quoted: pyramids made before the hash
         return {**report, "action": "skipped", "reason": "the pyramid was made from another source with this stem"}
     _delete(s3, [keys.descriptor, keys.page])
     deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
@@ -199,7 +200,10 @@ def _owner(s3: Any, keys: PyramidKeys) -> str | None:
     if found is None:
         tile = next((key for key in _listed(s3, keys.files_prefix) if keys.is_tile(key)), None)
         found = _head(s3, config.S3_ZOOM_BUCKET, tile) if tile else None
-    return _metadata(found).get(SOURCE_KEY) if found else None
+    if not found:
+        return None
+    metadata = _metadata(found)
+    return metadata.get(SOURCE_KEY) or metadata.get(OLD_SOURCE_KEY)
 
 
 def _page_for(keys: PyramidKeys) -> bytes:
@@ -265,6 +269,7 @@ def _withdrawn(s3: Any, keys: PyramidKeys, reason: str) -> str:
     """Delete the page and tiles a conversion wrote before its source's data broke off; ``reason``, told so."""
     _delete(s3, [keys.page] if config.VIEWER_PAGES else [])
     deleted = _delete(s3, _stale_tiles(s3, keys, wanted=set()))
+    deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
     return f"{reason} (the {deleted} tiles written before that were deleted)" if deleted else reason
 
 

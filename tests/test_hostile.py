@@ -15,7 +15,7 @@ from helpers import sample_image
 from PIL import Image, ImageFile
 
 import deepzoom
-from deepzoom.limits import count_jpeg_scans
+from deepzoom.jpeg import count_jpeg_scans
 
 _spawned: list[str] = []
 _watching = False

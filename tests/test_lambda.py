@@ -8,14 +8,14 @@ import logging
 import shutil
 
 import pytest
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from PIL import Image
 
 import config
 import deepzoom
 import lambdazoom
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from deepzoom.dzi import read_descriptor
-from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from s3zoom import jobs
 from s3zoom.events import s3_event
 from s3zoom.keys import PyramidKeys
@@ -350,3 +350,19 @@ def test_iiif_without_a_base_url_is_an_error_that_names_the_setting(s3, monkeypa
     with pytest.raises(lambdazoom.RetryableFailure, match="IIIF_BASE_URL"):
         lambdazoom.handler(s3_event(SOURCE_BUCKET, "x.jpg"), None)
     assert keys_in(s3, ZOOM_BUCKET) == []
+
+
+def test_a_pyramid_made_before_key_hashes_still_has_an_owner(s3):
+    """Pyramids of earlier versions carry the URL-quoted key: deleting another source with its stem leaves them."""
+    upload_image(s3, SOURCE_BUCKET, "a.jpg", sample_image(60, 40))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.jpg"), None)["done"] == 1
+    descriptor = s3.get_object(Bucket=ZOOM_BUCKET, Key="a.dzi")
+    metadata = {name: value for name, value in descriptor["Metadata"].items() if name != jobs.SOURCE_KEY}
+    s3.put_object(
+        Bucket=ZOOM_BUCKET,
+        Key="a.dzi",
+        Body=descriptor["Body"].read(),
+        Metadata={**metadata, jobs.OLD_SOURCE_KEY: "a.jpg"},
+    )
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.png", "ObjectRemoved:Delete"), None)["skipped"] == 1
+    assert "a.dzi" in keys_in(s3, ZOOM_BUCKET)

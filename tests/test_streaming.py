@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import struct
+import threading
 import weakref
+import zlib
 from pathlib import Path
 
 import pytest
@@ -276,3 +279,82 @@ def test_a_tiff_with_tall_tiles_is_estimated_with_them(tmp_path):
     base = memory.BASE_BYTES + memory.BYTES_PER_COLUMN * 400
     assert memory.estimated_peak(Image.open(short), streamed=True) == base
     assert memory.estimated_peak(Image.open(tall), streamed=True) == base + 2 * 4 * 400 * 1024
+
+
+def test_decoders_that_hold_more_than_their_image_are_estimated_so(tmp_path):
+    """libwebp and openjpeg keep buffers of their own: 16 and 20 bytes a pixel at peak, not Pillow's 4."""
+    base = memory.BASE_BYTES + memory.BYTES_PER_COLUMN * 64
+    webp = saved(tmp_path, sample_image(64, 48), "a.webp")
+    bmp = saved(tmp_path, sample_image(64, 48), "a.bmp")
+    assert memory.estimated_peak(Image.open(webp), streamed=False) == base + 16 * 64 * 48
+    assert memory.estimated_peak(Image.open(bmp), streamed=False) == base + 4 * 64 * 48
+
+
+def test_a_jpeg_whose_first_scan_lacks_colours_is_decoded_whole_with_its_coefficients(tmp_path):
+    """Non-interleaved: one scan per component, so libjpeg has no row until the last scan."""
+    path = tmp_path / "separate.jpg"
+    pyvips.Image.new_from_memory(sample_image(64, 48).tobytes(), 64, 48, 3, "uchar").jpegsave(
+        str(path), optimize_scans=False, interlace=False
+    )
+    interleaved = deepzoom.open_image(path)
+    assert interleaved.streamed, "libvips writes one interleaved scan"
+    from deepzoom import jpeg
+
+    data = path.read_bytes()
+    assert jpeg.first_scan_is_interleaved(data)
+    sos = data.index(b"\xff\xda")
+    one_component = data[:sos] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + data[sos + 14 :]
+    assert not jpeg.first_scan_is_interleaved(one_component)
+    header = Image.open(io.BytesIO(one_component))  # Pillow reads no further than the first scan's header
+    assert "first scan lacks some colours" in streaming.stream_refusal(header)
+    whole_cost = memory.estimated_peak(header, streamed=False) - memory.estimated_peak(Image.open(path), streamed=False)
+    assert whole_cost > 0, "its coefficients are counted"
+
+
+def test_a_decoder_that_cannot_start_fails_the_bands_instead_of_hanging(tmp_path, monkeypatch):
+    path = saved(tmp_path, sample_image(300, 700), "a.jpg")
+    opened = deepzoom.open_image(path)
+
+    def no_decoder(*args, **kwargs):
+        raise OSError("decoder jpeg not available")
+
+    monkeypatch.setattr(Image, "_getdecoder", no_decoder)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: outcome.append(_raised(lambda: list(opened.bands(100)))))
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the taker waited for a decode thread that had died"
+    assert isinstance(outcome[0], deepzoom.InvalidImage) and "decoder jpeg not available" in str(outcome[0])
+
+
+def _raised(call) -> BaseException | None:
+    try:
+        call()
+    except BaseException as error:  # noqa: BLE001 - handed back to the test
+        return error
+    return None
+
+
+def test_a_png_with_an_empty_idat_chunk_streams(tmp_path):
+    path = saved(tmp_path, sample_image(200, 300), "chunks.png")
+    data = path.read_bytes()
+    empty = struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT"))
+    first = data.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", data[first : first + 4])
+    after_first = first + 12 + length
+    path.write_bytes(data[:after_first] + empty + data[after_first:])
+    expected = full_decode(path)
+    assert deepzoom.open_image(path).decoding == "streamed"
+    assert b"".join(band.tobytes() for band in streaming.stream_rows(Image.open(path), 64)) == expected.tobytes()
+
+
+def test_a_tiff_claiming_strips_of_no_rows_is_bad_input(tmp_path):
+    path = saved(tmp_path, sample_image(64, 600, "L"), "zero.tif", compression="tiff_lzw", strip_size=640)
+    data = bytearray(path.read_bytes())
+    with Image.open(path) as image:
+        assert image.tag_v2[278] == 10
+    entry = next(i for i in range(8, len(data) - 12, 2) if data[i : i + 4] == b"\x16\x01\x03\x00")  # 278, SHORT
+    data[entry + 8 : entry + 10] = b"\x00\x00"
+    path.write_bytes(bytes(data))
+    with pytest.raises(deepzoom.InvalidImage):
+        deepzoom.write_pyramid(deepzoom.open_image(path), deepzoom.DirectorySink(tmp_path / "out"), "zero")
