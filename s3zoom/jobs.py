@@ -83,6 +83,8 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         return {**report, "action": "skipped", "reason": "the object no longer exists"}
     marker = _marker(key, source)
     published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
+    if _foreign(published):
+        raise PermanentFailure(f"{keys.descriptor} is in the zoom bucket but LambdaZoom did not write it; move it away")
     if not force and published is not None and _same_marker(_metadata(published), marker):
         return {**report, "action": "skipped", "reason": "pyramid already up to date"}
     try:
@@ -123,7 +125,7 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
         )
         with _timed(timings, "tile_upload"):
-            if config.VIEWER_PAGES:  # before the descriptor, which marks the whole as done
+            if config.VIEWER_PAGES and not _foreign_kept(s3, keys.page):  # before the descriptor: it marks the end
                 sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
             try:
                 stats = deepzoom.write_pyramid(
@@ -166,7 +168,7 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
     owner = _owner(s3, keys)
     if owner is not None and owner not in (_key_hash(key), quote(key)):  # quoted: pyramids made before the hash
         return {**report, "action": "skipped", "reason": "the pyramid was made from another source with this stem"}
-    _delete(s3, [keys.descriptor, keys.page])
+    _delete(s3, [found for found in (keys.descriptor, keys.page) if not _foreign_kept(s3, found)])
     deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
     deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
     return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
@@ -192,6 +194,19 @@ def unconvertible_reason(key: str) -> str | None:
     if longest > MAX_KEY_BYTES:
         return f"its pyramid's keys would be up to {longest} bytes long, over S3's {MAX_KEY_BYTES}; shorten the key"
     return None
+
+
+def _foreign(head: dict[str, Any] | None) -> bool:
+    """Is this an object of the zoom bucket that LambdaZoom did not write (it carries none of our markers)?"""
+    return head is not None and not ({SOURCE_KEY, OLD_SOURCE_KEY} & _metadata(head).keys())
+
+
+def _foreign_kept(s3: Any, key: str) -> bool:
+    """True, with a warning, if ``key`` is someone else's: it is then neither overwritten nor deleted."""
+    if not _foreign(_head(s3, config.S3_ZOOM_BUCKET, key)):
+        return False
+    log.warning("left alone: %s is in the zoom bucket but LambdaZoom did not write it", key)
+    return True
 
 
 def _owner(s3: Any, keys: PyramidKeys) -> str | None:
@@ -318,7 +333,7 @@ def _sweep(
     deleted = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
     deleted += _delete(s3, _stale_iiif_files(s3, keys, iiif_files))
     if not config.VIEWER_PAGES:
-        _delete(s3, [keys.page])  # one an earlier conversion may have written
+        _delete(s3, [] if _foreign_kept(s3, keys.page) else [keys.page])  # one an earlier conversion may have written
     return deleted
 
 

@@ -1,4 +1,5 @@
-"""What real S3 enforces and moto does not: 2 KB of user metadata, 1,024-byte keys; and how long viewers may cache."""
+"""What real S3 enforces and moto does not (2 KB of user metadata, 1,024-byte keys), how long viewers may cache,
+and what in the zoom bucket is not ours to overwrite or delete."""
 
 from __future__ import annotations
 
@@ -55,3 +56,33 @@ def test_descriptors_pages_and_iiif_info_are_revalidated_while_tiles_are_cached(
     assert tiles and {s3.head_object(Bucket=ZOOM_BUCKET, Key=key)["CacheControl"] for key in tiles} == {
         config.CACHE_CONTROL
     }
+
+
+def test_a_hand_written_page_survives_conversion_and_deletion(s3):
+    s3.put_object(Bucket=ZOOM_BUCKET, Key="about.html", Body=b"<h1>About us</h1>", ContentType="text/html")
+    upload_image(s3, SOURCE_BUCKET, "about.jpg", sample_image(300, 200))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "about.jpg"), None)["done"] == 1
+    assert "about.dzi" in keys_in(s3, ZOOM_BUCKET)
+    s3.delete_object(Bucket=SOURCE_BUCKET, Key="about.jpg")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "about.jpg", "ObjectRemoved:Delete"), None)["done"] == 1
+    assert keys_in(s3, ZOOM_BUCKET) == ["about.html"]
+    assert s3.get_object(Bucket=ZOOM_BUCKET, Key="about.html")["Body"].read() == b"<h1>About us</h1>"
+
+
+def test_with_viewer_pages_off_a_page_not_ours_is_not_swept(s3, monkeypatch):
+    monkeypatch.setattr(config, "VIEWER_PAGES", False)
+    s3.put_object(Bucket=ZOOM_BUCKET, Key="docs.html", Body=b"<p>docs</p>")
+    upload_image(s3, SOURCE_BUCKET, "docs.png", sample_image(40, 30), "PNG")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "docs.png"), None)["done"] == 1
+    assert "docs.html" in keys_in(s3, ZOOM_BUCKET)
+
+
+def test_a_descriptor_not_ours_is_never_replaced(s3, caplog):
+    s3.put_object(Bucket=ZOOM_BUCKET, Key="map.dzi", Body=b"<Image/>")
+    upload_image(s3, SOURCE_BUCKET, "map.jpg", sample_image(60, 40))
+    caplog.set_level(logging.INFO, "lambdazoom")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "map.jpg"), None)["failed"] == 1
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
+    assert "map.dzi is in the zoom bucket but LambdaZoom did not write it" in line["reason"]
+    assert keys_in(s3, ZOOM_BUCKET) == ["map.dzi"]
+    assert s3.get_object(Bucket=ZOOM_BUCKET, Key="map.dzi")["Body"].read() == b"<Image/>"
