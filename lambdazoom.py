@@ -136,11 +136,24 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.images, args.host, args.port)
         return 0
+    if not _has_credentials():
+        print(
+            "no AWS credentials found: run `aws configure`, or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "backfill":
         return _backfill(args)
     bucket, key = args.url
     outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key))
     return 0 if outcome != "failed" else (2 if error else 1)
+
+
+def _has_credentials() -> bool:
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
 
 
 def _backfill(args: argparse.Namespace) -> int:

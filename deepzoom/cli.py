@@ -28,13 +28,19 @@ from .source import open_image
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = TileSettings()
     parser = argparse.ArgumentParser(
-        prog="python -m deepzoom", description="Write a Deep Zoom (DZI) pyramid of SRC into OUTDIR."
+        prog="python -m deepzoom",
+        description='Write a Deep Zoom (DZI) pyramid of SRC into OUTDIR. Quote names with spaces: "my photo.jpg".',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("src", type=Path, help="image file (JPEG, PNG, TIFF, WebP, GIF, BMP, HEIC)")
+    parser.add_argument("src", type=Path, help="image file (JPEG, PNG, TIFF, WebP, GIF, BMP, HEIC, AVIF, JPEG 2000)")
     parser.add_argument("outdir", type=Path, help="folder for NAME.dzi and NAME_files/")
-    parser.add_argument("--tile-size", type=int, default=defaults.tile_size)
-    parser.add_argument("--overlap", type=int, default=defaults.overlap)
-    parser.add_argument("--format", default=defaults.format, choices=sorted([*FORMATS, "jpeg"]))
+    parser.add_argument("--tile-size", type=int, default=defaults.tile_size, help="tile edge in pixels, overlap aside")
+    parser.add_argument(
+        "--overlap", type=int, default=defaults.overlap, help="pixels each tile repeats of its neighbours"
+    )
+    parser.add_argument(
+        "--format", default=defaults.format, choices=sorted([*FORMATS, "jpeg"]), help="tile image format"
+    )
     parser.add_argument("--quality", type=int, default=defaults.quality, help="JPEG/WebP quality, 1-100")
     parser.add_argument(
         "--background", default=defaults.background, help="colour that alpha is flattened onto for JPEG"
@@ -44,9 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--memory-mb",
         type=int,
         default=None,
-        help="refuse images estimated to need more memory (default: the cgroup's limit, if any)",
+        help="refuse images estimated to need more memory (none: the cgroup's limit, if any)",
     )
-    parser.add_argument("--name", help="output name (default: SRC without its extension)")
+    parser.add_argument("--name", help="output name (none: SRC without its extension)")
     parser.add_argument("--workers", type=int, default=4, help="threads that encode and write tiles")
     parser.add_argument("--iiif-id", metavar="URL", help="also write a IIIF level-0 service, NAME_iiif/, with this id")
     parser.add_argument("--iiif-tile-size", type=int, default=512, help="tile size of the IIIF service")
@@ -59,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
+    except ValueError as error:  # the options' fault, not the image's
+        print(f"deepzoom: {error}", file=sys.stderr)
+        return 2
+    try:
         memory = args.memory_mb * 2**20 if args.memory_mb else memory_available()
         image = open_image(args.src, Limits(max_pixels=args.max_pixels, memory=memory))
     except (DeepZoomError, ValueError, OSError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -47,7 +48,14 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
         open_to_browsers(buckets.s3, config.S3_ZOOM_BUCKET)
         print(f"Local S3 at {s3_server.endpoint_url}: s3://{SOURCE_BUCKET} -> s3://{config.S3_ZOOM_BUCKET}", flush=True)
         entries: list[Entry] = []
-        server = viewer_server(entries, host, port)
+        try:
+            server = viewer_server(entries, host, port)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise SystemExit(
+                f"port {port} is in use: pick another (PORT=8080 make demo, or --port 8080), or --port 0 for any free one"
+            ) from None
         viewer_url = f"http://{host}:{server.server_address[1]}/"
         # The STEM.html pages in the bucket load OpenSeadragon from this server, so they work offline too;
         # and each image gets a IIIF service too, whose id is its URL in the local zoom bucket.
