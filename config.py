@@ -94,6 +94,12 @@ S3_MAX_ATTEMPTS = _number("S3_MAX_ATTEMPTS", 10)
 # (a folder holding openseadragon.min.js and images/; pin the version).
 VIEWER_PAGES = _switch("VIEWER_PAGES", True)
 OPENSEADRAGON_URL = _text("OPENSEADRAGON_URL", "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/")
+# Subresource Integrity of OPENSEADRAGON_URL's openseadragon.min.js (that of the npm package 6.1.1, which
+# package-lock.json pins; a test holds it to that file): a browser runs the script only if it is that very file.
+# Change it with OPENSEADRAGON_URL; empty turns the check off.
+OPENSEADRAGON_SRI = _text(
+    "OPENSEADRAGON_SRI", "sha384-KKly+4vqqBHitr2XfNKWa3+0asIVpzYs2HijkM/zz0X6rgnyLuQEVERX9HqkM5/P"
+)
 
 # A IIIF Image API 3 level-0 service beside each .dzi (STEM_iiif/info.json and its tiles), cut from
 # the same levels. Its "id" is IIIF_BASE_URL + "/" + DEST_PREFIX + STEM + "_iiif": IIIF_BASE_URL is the
@@ -143,5 +149,8 @@ def settings_fingerprint() -> str:
     """
     tiles = tile_settings()
     described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
-    described += [VIEWER_PAGES and OPENSEADRAGON_URL, IIIF_OUTPUT and [IIIF_BASE_URL, IIIF_TILE_SIZE]]
+    described += [
+        VIEWER_PAGES and [OPENSEADRAGON_URL, OPENSEADRAGON_SRI],
+        IIIF_OUTPUT and [IIIF_BASE_URL, IIIF_TILE_SIZE],
+    ]
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]

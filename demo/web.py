@@ -40,11 +40,14 @@ def viewer_server(entries: list[Entry], host: str, port: int) -> ThreadingHTTPSe
             if not file.is_relative_to(VIEWER_FILES) or not file.is_file():
                 self.send_error(HTTPStatus.NOT_FOUND)
                 return
-            self._send(file.read_bytes(), mimetypes.guess_type(file.name)[0] or "application/octet-stream")
+            content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            self._send(file.read_bytes(), content_type, cross_origin=True)  # the pages in the bucket check its SRI
 
-        def _send(self, body: bytes, content_type: str) -> None:
+        def _send(self, body: bytes, content_type: str, cross_origin: bool = False) -> None:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", content_type)
+            if cross_origin:
+                self.send_header("Access-Control-Allow-Origin", "*")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -224,7 +224,7 @@ def _owner(s3: Any, keys: PyramidKeys) -> str | None:
 def _page_for(keys: PyramidKeys) -> bytes:
     """The viewer page, pointing at the descriptor beside it by a relative URL (works behind any host)."""
     stem = keys.name.rsplit("/", 1)[-1]
-    return viewer_page(stem, quote(stem) + ".dzi", config.OPENSEADRAGON_URL)
+    return viewer_page(stem, quote(stem) + ".dzi", config.OPENSEADRAGON_URL, integrity=config.OPENSEADRAGON_SRI)
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

@@ -23,9 +23,14 @@ def html_page(title: str, body: str, style: str = "") -> bytes:
     ).encode()
 
 
-def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: str = "") -> bytes:
+def _integrity(integrity: str) -> str:
+    return f' integrity="{html.escape(integrity)}" crossorigin="anonymous"' if integrity else ""
+
+
+def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: str = "", integrity: str = "") -> bytes:
     """A page showing ``tile_source`` (a ``.dzi`` or IIIF ``info.json`` URL, relative or absolute) with the
-    OpenSeadragon build at ``openseadragon_url`` (a folder URL ending in ``/``). ``header`` is trusted HTML
+    OpenSeadragon build at ``openseadragon_url`` (a folder URL ending in ``/``), which the browser runs only
+    if it matches ``integrity`` (Subresource Integrity), when one is given. ``header`` is trusted HTML
     shown above the viewer. Scripts and tests reach the viewer as ``window.viewer``."""
     options = {
         "id": "viewer",
@@ -40,7 +45,7 @@ def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: st
     settings = json.dumps(options).replace("<", "\\u003c")  # nothing inside the script can end or open a tag
     body = (
         f'{header}<div id="viewer"></div>\n'
-        f'<script src="{script_url}"></script>\n'
+        f'<script src="{script_url}"{_integrity(integrity)}></script>\n'
         f"<script>window.viewer = OpenSeadragon({settings});</script>\n"
     )
     return html_page(title, body, _VIEWER_STYLE)

@@ -45,7 +45,10 @@ def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
     assert page["ContentType"] == "text/html; charset=utf-8"
     html = page["Body"].read().decode()
     assert '"tileSources": "a%20b.dzi"' in html, "the descriptor beside the page, by a relative URL"
-    assert f'<script src="{config.OPENSEADRAGON_URL}openseadragon.min.js">' in html
+    assert (
+        f'<script src="{config.OPENSEADRAGON_URL}openseadragon.min.js" integrity="{config.OPENSEADRAGON_SRI}" '
+        'crossorigin="anonymous">' in html
+    )
 
     (line,) = [line for line in json_lines(caplog) if line["action"] == "converted"]
     assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 2

@@ -86,3 +86,19 @@ def test_a_descriptor_not_ours_is_never_replaced(s3, caplog):
     assert "map.dzi is in the zoom bucket but LambdaZoom did not write it" in line["reason"]
     assert keys_in(s3, ZOOM_BUCKET) == ["map.dzi"]
     assert s3.get_object(Bucket=ZOOM_BUCKET, Key="map.dzi")["Body"].read() == b"<Image/>"
+
+
+def test_the_default_openseadragon_integrity_is_that_of_the_pinned_package():
+    """OPENSEADRAGON_SRI must match the openseadragon.min.js of the version package-lock.json pins, which is
+    the version OPENSEADRAGON_URL names; the browser test then runs that very check in chromium."""
+    import base64
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    lock = json.loads((root / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/openseadragon"]["version"]
+    assert f"/openseadragon/{version}/" in config.OPENSEADRAGON_URL
+    script = root / "node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
+    digest = base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
+    assert config.OPENSEADRAGON_SRI == f"sha384-{digest}"
