@@ -37,6 +37,7 @@ from .errors import ImageTooLarge, InvalidImage
 from .jpeg import count_jpeg_scans
 from .memory import estimated_peak
 from .settings import DEFAULT_MAX_PIXELS
+from .tiff import TiffLayout
 
 # Pillow's name for the formats each accepted extension may hold (by content, whatever the extension says).
 FORMATS_BY_EXTENSION = {
@@ -144,8 +145,7 @@ class Limits:
     def _check_tiff_pieces(self, image: Image.Image) -> None:
         if image.format != "TIFF":
             return
-        tags = getattr(image, "tag_v2", {})
-        pieces = len(tuple(tags.get(324) or tags.get(273) or ()))  # TileOffsets, StripOffsets
+        pieces = len(TiffLayout.of(image).offsets)
         allowed = max(_FREE_TIFF_PIECES, image.width * image.height // max(self.min_pixels_per_tiff_piece, 1))
         if pieces > allowed:
             raise InvalidImage(

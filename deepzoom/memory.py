@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from .jpeg import holds_every_coefficient
+from .tiff import TiffLayout
 
 BASE_BYTES = (
     185_000_000  # Python, boto3, Pillow, the upload threads and their buffers (make bench-sizing: 166 MB + noise)
@@ -36,7 +37,7 @@ def estimated_peak(image: Image.Image, streamed: bool) -> int:
     if not streamed:
         stored = stored_bytes_per_pixel(image.mode)
         per_pixel = max(stored, _DECODER_BYTES_PER_PIXEL.get(image.format or "", 0))
-        peak += (per_pixel + _progressive_jpeg_bytes_per_pixel(image)) * width * height
+        peak += (per_pixel + _coefficient_bytes_per_pixel(image)) * width * height
     return peak
 
 
@@ -49,12 +50,11 @@ def _tall_strip_bytes(image: Image.Image) -> int:
     """A TIFF streams a strip (or a row of tiles) at a time: one taller than a band costs its decode and a copy."""
     if image.format != "TIFF":
         return 0
-    tags = getattr(image, "tag_v2", {})
-    rows = min(int(tags.get(323) or tags.get(278) or image.height), image.height)  # TileLength, RowsPerStrip
+    rows = TiffLayout.of(image).unit_rows
     return 2 * 4 * image.width * rows if rows > _BAND_ROWS else 0
 
 
-def _progressive_jpeg_bytes_per_pixel(image: Image.Image) -> float:
+def _coefficient_bytes_per_pixel(image: Image.Image) -> float:
     """What libjpeg holds besides the output, for a progressive or non-interleaved JPEG: every coefficient,
     one per sample of each component."""
     if not holds_every_coefficient(image):

@@ -41,10 +41,12 @@ from typing import BinaryIO
 
 from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
 
+from . import tiff
 from .errors import InvalidImage
 from .jpeg import holds_every_coefficient
 from .limits import pillow_pixel_limit_lifted
 from .memory import stored_bytes_per_pixel
+from .tiff import TiffLayout
 
 PAGE = mmap.PAGESIZE
 MIN_BLOCK, MAX_BLOCK = 1 << 10, 1 << 16  # compressed bytes fed to a decoder at a time
@@ -54,8 +56,6 @@ _TIFF_KEPT_TAGS = {  # what libtiff needs to decode the pixels of a band; pointe
     254, 256, 257, 258, 259, 262, 266, 277, 278, 284, 317, 320, 322, 323, 338, 339, 347, 529, 530, 531, 532,
 }  # fmt: skip
 _BIGTIFF_TYPES = {16, 17, 18}  # 64-bit types: a band's TIFF is a classic one
-_TIFF_IMAGE_LENGTH, _TIFF_ROWS_PER_STRIP, _TIFF_STRIP_OFFSETS, _TIFF_STRIP_COUNTS = 257, 278, 273, 279
-_TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH, _TIFF_TILE_OFFSETS, _TIFF_TILE_COUNTS = 322, 323, 324, 325
 
 
 class MappingRefused(RuntimeError):
@@ -136,13 +136,13 @@ def _row_map_refusal() -> str | None:
 
 def _tiff_refusal(image: ImageFile.ImageFile) -> str | None:
     tags = image.tag_v2
-    if tags.get(284, 1) != 1:
+    if tags.get(tiff.PLANAR_CONFIGURATION, 1) != 1:
         return "TIFF with separate colour planes"
     if image.info.get("compression") == "raw" and len(image.tile) == 1:
         return "uncompressed single-strip TIFF (read from the file as it is)"
-    if _TIFF_TILE_OFFSETS in tags:
+    if tiff.TILE_OFFSETS in tags:
         return None
-    offsets = tags.get(_TIFF_STRIP_OFFSETS)
+    offsets = tags.get(tiff.STRIP_OFFSETS)
     if offsets is None or len(tuple(offsets)) < 2:
         return "single-strip compressed TIFF (one strip holds every row)"
     return None
@@ -343,38 +343,24 @@ def _decoder_error(code: int) -> str:
 
 def _tiff_bands(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image]:
     """Bands of whole strips (or of one row of tiles), each decoded from a small TIFF of its own."""
-    tags = image.tag_v2
-    tiled = _TIFF_TILE_OFFSETS in tags
-    offsets = tuple(tags[_TIFF_TILE_OFFSETS if tiled else _TIFF_STRIP_OFFSETS])
-    counts = tuple(tags[_TIFF_TILE_COUNTS if tiled else _TIFF_STRIP_COUNTS])
-    width, full_height = image.size
-    if tiled:
-        unit_rows, tile_width = int(tags[_TIFF_TILE_LENGTH]), int(tags[_TIFF_TILE_WIDTH])
-        if tile_width < 1:
-            raise InvalidImage(f"TIFF tiles {tile_width} pixels wide")
-        per_unit = -(-width // tile_width)  # tiles across
-    else:
-        unit_rows = min(int(tags.get(_TIFF_ROWS_PER_STRIP, full_height)), full_height)
-        per_unit = 1
-    if unit_rows < 1:
-        raise InvalidImage(f"TIFF strips or tiles {unit_rows} rows high")
-    units = -(-full_height // unit_rows)
-    if len(offsets) < units * per_unit or len(counts) < len(offsets):
-        raise InvalidImage(f"TIFF lists {len(offsets)} strips or tiles; its size needs {units * per_unit}")
-    group = 1 if tiled else max(1, height // unit_rows)  # a tile row is cut in one piece
+    layout = TiffLayout.of(image)
+    full_height = image.height
+    units = -(-full_height // layout.unit_rows)
+    if len(layout.offsets) < units * layout.across or len(layout.counts) < len(layout.offsets):
+        raise InvalidImage(f"TIFF lists {len(layout.offsets)} strips or tiles; its size needs {units * layout.across}")
+    group = 1 if layout.tiled else max(1, height // layout.unit_rows)  # a tile row is cut in one piece
     stream = image.fp
     assert stream is not None
     for first in range(0, units, group):
         last = min(first + group, units)
-        top, bottom = first * unit_rows, min(last * unit_rows, full_height)
-        pieces = range(first * per_unit, last * per_unit)
+        top, bottom = first * layout.unit_rows, min(last * layout.unit_rows, full_height)
         data = []
-        for piece in pieces:
-            stream.seek(offsets[piece])
-            data.append(stream.read(counts[piece]))
-            if len(data[-1]) != counts[piece]:
+        for piece in range(first * layout.across, last * layout.across):
+            stream.seek(layout.offsets[piece])
+            data.append(stream.read(layout.counts[piece]))
+            if len(data[-1]) != layout.counts[piece]:
                 raise InvalidImage("cannot decode TIFF data: image file is truncated")
-        yield _decode_tiff_band(image, bottom - top, data, tiled)
+        yield _decode_tiff_band(image, bottom - top, data, layout.tiled)
 
 
 def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], tiled: bool) -> Image.Image:
@@ -385,11 +371,11 @@ def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], 
             directory[tag] = value
             kind = image.tag_v2.tagtype[tag]
             directory.tagtype[tag] = TiffTags.LONG if kind in _BIGTIFF_TYPES else kind
-    directory[_TIFF_IMAGE_LENGTH] = rows
+    directory[tiff.IMAGE_LENGTH] = rows
     sizes = tuple(len(piece) for piece in data)
     relative = (0, *itertools.accumulate(sizes[:-1]))  # where each piece starts in the data
-    offsets_tag = _TIFF_TILE_OFFSETS if tiled else _TIFF_STRIP_OFFSETS
-    counts_tag = _TIFF_TILE_COUNTS if tiled else _TIFF_STRIP_COUNTS
+    offsets_tag = tiff.TILE_OFFSETS if tiled else tiff.STRIP_OFFSETS
+    counts_tag = tiff.TILE_COUNTS if tiled else tiff.STRIP_COUNTS
     directory[counts_tag] = sizes
     directory[offsets_tag] = relative
     directory.tagtype[counts_tag] = directory.tagtype[offsets_tag] = TiffTags.LONG
