@@ -123,6 +123,18 @@ except ValueError as error:
         f"ACCEPTED_EXTENSIONS, MAX_PIXELS, MAX_ASPECT_RATIO, MAX_JPEG_SCANS or MIN_PIXELS_PER_TIFF_PIECE: {error}"
     ) from None
 
+# One conversion at a time writes a pyramid: it holds a lease (NAME_files/lambdazoom.lease, renewed every
+# quarter of LEASE_SECONDS; a holder that died loses it after LEASE_SECONDS). Another conversion of the
+# same pyramid waits up to LEASE_WAIT_SECONDS for it, then fails and is retried. Keep the wait below the
+# function's timeout.
+LEASE_SECONDS = _number("LEASE_SECONDS", 60)
+LEASE_WAIT_SECONDS = _number("LEASE_WAIT_SECONDS", 300)
+if LEASE_SECONDS < 4 or LEASE_WAIT_SECONDS < 0:
+    raise ValueError(
+        f"LEASE_SECONDS must be at least 4 and LEASE_WAIT_SECONDS not negative, got "
+        f"{LEASE_SECONDS} and {LEASE_WAIT_SECONDS}"
+    )
+
 # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
 TMP_DIR = _text("TMP_DIR", "/tmp")
 LOG_LEVEL = _text("LOG_LEVEL", "INFO")

@@ -74,7 +74,7 @@ def handle_record(record: S3Record) -> tuple[str, str | None]:
         log.exception(json.dumps({"action": "error", "bucket": record.bucket, "key": record.key, "reason": reason}))
         return "failed", reason
     log.info(json.dumps(report))
-    return ("skipped" if report["action"] in ("skipped", "ignored") else "done"), None
+    return ("skipped" if report["action"] in ("skipped", "ignored", "superseded") else "done"), None
 
 
 @functools.cache

@@ -88,6 +88,7 @@ def write_pyramid(
     workers: int = 4,
     progress: Progress | None = None,
     iiif: IIIFOutput | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> PyramidStats:
     """Write every tile of ``source`` to ``sink``, then the ``.dzi`` descriptor.
 
@@ -95,7 +96,9 @@ def write_pyramid(
     its exception is raised and no descriptor is written, so a viewer never
     sees a pyramid with holes. With ``iiif``, the same levels are also cut
     into a IIIF level-0 service under ``NAME_iiif/``, its ``info.json``
-    written after its tiles.
+    written after its tiles. ``before_publish`` is called once every tile
+    is stored, before those two: it raises to publish nothing (the S3 side
+    checks there that its source is still current).
     """
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
     writer = _TileWriter(sink, settings, workers, progress)
@@ -119,6 +122,8 @@ def write_pyramid(
         writer.abort()
         raise
     tiles, size = writer.close()
+    if before_publish is not None:
+        before_publish()
     if layout is not None and iiif is not None:
         sink.put(iiif_folder(name) + INFO, layout.info_json(iiif.service_id), IIIF_CONTENT_TYPE)
     sink.put(descriptor_path(name), dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)

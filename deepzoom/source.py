@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from . import libtiff
 from .errors import DeepZoomError, InvalidImage
 from .limits import Limits, format_of, pillow_pixel_limit_lifted
 from .streaming import MappingRefused, stream_refusal, stream_rows
@@ -206,7 +207,10 @@ def check_header(head: bytes, limits: Limits = Limits()) -> bool:
 @contextmanager
 def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
     """Whatever a decoder raises (OSError, SyntaxError, MemoryError, NotImplementedError, Pillow's bomb
-    error...) is the file's fault: one line, never a retry. Its warnings go to the debug log."""
+    error...) is the file's fault: one line, never a retry. Its warnings go to the debug log, and the
+    latest libtiff error message (libtiff would print it) into that line."""
+    libtiff.install()
+    since = libtiff.mark()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -214,7 +218,9 @@ def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
         except (DeepZoomError, MappingRefused):
             raise
         except Exception as error:  # noqa: BLE001
-            raise InvalidImage(f"cannot decode {what}: {_one_line(error)}") from None
+            native = libtiff.latest_since(since)
+            detail = f" ({native})" if native else ""
+            raise InvalidImage(f"cannot decode {what}: {_one_line(error)}{detail}") from None
         finally:
             for warning in caught:
                 log.debug("decoder warning: %s", warning.message)

@@ -385,12 +385,8 @@ def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], 
     little = image.tag_v2.prefix == b"II"
     header = b"II\x2a\x00\x08\x00\x00\x00" if little else b"MM\x00\x2a\x00\x00\x00\x08"  # first IFD at 8
     band_file = io.BytesIO(header + directory.tobytes(8) + b"".join(data))
-    try:
-        with pillow_pixel_limit_lifted(), Image.open(band_file, formats=["TIFF"]) as band:
-            band.load()
-            if band.mode != image.mode or band.size != (image.width, rows):
-                raise InvalidImage(f"a TIFF band decoded as {band.mode} {band.size}, not {image.mode}")
-            decoded = image._new(band.im)
-    except (OSError, SyntaxError, ValueError, struct.error) as error:
-        raise InvalidImage(f"cannot decode TIFF data: {error}") from None
-    return decoded
+    with pillow_pixel_limit_lifted(), Image.open(band_file, formats=["TIFF"]) as band:  # its errors: source.py's
+        band.load()
+        if band.mode != image.mode or band.size != (image.width, rows):
+            raise InvalidImage(f"a TIFF band decoded as {band.mode} {band.size}, not {image.mode}")
+        return image._new(band.im)

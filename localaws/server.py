@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 import moto.backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.s3.responses import S3Response
 
 # Headers and body go out in separate writes; with Nagle's algorithm on, the body can wait 40 ms for an ACK.
 MotoRequestHandler.disable_nagle_algorithm = True
@@ -16,6 +20,27 @@ MotoRequestHandler.disable_nagle_algorithm = True
 # the list cannot change while the server runs.
 moto.backends.list_of_moto_modules = functools.cache(moto.backends.list_of_moto_modules)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+_CONDITIONAL_WRITES = threading.Lock()
+
+
+def _atomic_when_conditional(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """S3 checks ``If-Match``/``If-None-Match`` and writes in one step; moto checks, then writes, on a
+    thread per request, so two conditional writes could both pass. One lock makes them take turns."""
+
+    @functools.wraps(handler)
+    def handle(self: S3Response, *args: Any, **kwargs: Any) -> Any:
+        if "If-Match" not in self.headers and "If-None-Match" not in self.headers:
+            return handler(self, *args, **kwargs)
+        with _CONDITIONAL_WRITES:
+            return handler(self, *args, **kwargs)
+
+    return handle
+
+
+S3Response.put_object = _atomic_when_conditional(S3Response.put_object)
+S3Response.delete_object = _atomic_when_conditional(S3Response.delete_object)
 
 
 class LocalS3:

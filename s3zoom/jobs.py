@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,8 @@ import deepzoom
 
 from .clients import DirectPut, s3_client
 from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, has_dot_segments, is_own_output
+from .lease import Lease, leased
+from .owners import stem_owner
 from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
 from .page import viewer_page
 from .sink import S3Sink
@@ -66,8 +68,11 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
     """Convert ``s3://bucket/key``; return the report that is logged as one JSON line.
 
     An up-to-date pyramid is left alone unless ``force``. Raises
-    :class:`PermanentFailure` for input that will never convert, and lets S3
-    and network errors through so that Lambda retries.
+    :class:`PermanentFailure` for input that will never convert (or a key
+    whose stem another source owns), and lets S3 and network errors through
+    so that Lambda retries. Only one conversion at a time writes a pyramid
+    (it holds the pyramid's lease), and it publishes only if its source is
+    still the current version of the stem's owner when every tile is stored.
     """
     report: dict[str, Any] = {"action": "convert", "bucket": bucket, "key": key}
     reason = skip_reason(bucket, key)
@@ -78,25 +83,47 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         raise PermanentFailure(reason)
     s3 = client()
     keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
-    source = _head(s3, bucket, key)
+    source = _current_source(s3, bucket, key, keys)
     if source is None:
         return {**report, "action": "skipped", "reason": "the object no longer exists"}
-    marker = _marker(key, source)
-    published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
-    if _foreign(published):
-        raise PermanentFailure(f"{keys.descriptor} is in the zoom bucket but LambdaZoom did not write it; move it away")
-    if not force and published is not None and _same_marker(_metadata(published), marker):
+    if not force and _is_published(s3, keys, _marker(key, source)):  # a redelivery: no lease needed to see it
         return {**report, "action": "skipped", "reason": "pyramid already up to date"}
     try:
         iiif = config.iiif_output(keys.name)
     except ValueError as error:  # a configuration to fix, found before any download: logged, and retried after
         raise RuntimeError(str(error)) from None
+    with _pyramid_lease(s3, keys, key) as lease:
+        source = _current_source(s3, bucket, key, keys)  # again: it may have changed while this waited
+        if source is None:
+            return {**report, "action": "skipped", "reason": "the object no longer exists"}
+        published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
+        if _foreign(published):
+            raise PermanentFailure(
+                f"{keys.descriptor} is in the zoom bucket but LambdaZoom did not write it; move it away"
+            )
+        if not force and published is not None and _same_marker(_metadata(published), _marker(key, source)):
+            return {**report, "action": "skipped", "reason": "pyramid already up to date"}
+        try:
+            return {**report, **_make_pyramid(s3, bucket, key, keys, source, published, iiif, lease)}
+        except _Superseded as superseded:
+            return {**report, "action": "superseded", "reason": _withdrawn(s3, keys, str(superseded))}
+
+
+def _make_pyramid(
+    s3: Any,
+    bucket: str,
+    key: str,
+    keys: PyramidKeys,
+    source: dict[str, Any],
+    published: dict[str, Any] | None,
+    iiif: deepzoom.IIIFOutput | None,
+    lease: Lease,
+) -> dict[str, Any]:
+    """Download, decode and tile ``source`` into the pyramid, holding its lease; the report's figures."""
     size = source["ContentLength"]
-    report["bytes"] = size
     _admit_from_header(s3, bucket, key, source)
     _remove_stale_scratch()
     _check_scratch_space(size)
-
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=config.TMP_DIR) as scratch:
         Path(scratch, SCRATCH_MARK).touch()  # the sweep removes only folders that carry it
@@ -109,7 +136,6 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
                 image = deepzoom.open_image(path, config.LIMITS)
             except deepzoom.DeepZoomError as error:
                 raise PermanentFailure(str(error)) from None
-        report["decoding"] = image.decoding
         settings = config.tile_settings()
         if published is not None:  # a different source or settings: no viewer may pair them with new tiles
             _delete(s3, [keys.descriptor, keys.iiif_prefix + deepzoom.iiif.INFO])
@@ -121,22 +147,31 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
             config.S3_ZOOM_BUCKET,
             cache_control=config.CACHE_CONTROL,
             index_cache_control=config.INDEX_CACHE_CONTROL,
-            metadata=marker,
+            metadata=_marker(key, source),
             direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
+            guard=lease.check,
         )
         with _timed(timings, "tile_upload"):
             if config.VIEWER_PAGES and not _foreign_kept(s3, keys.page):  # before the descriptor: it marks the end
                 sink.put(keys.page, _page_for(keys), PAGE_CONTENT_TYPE)
             try:
                 stats = deepzoom.write_pyramid(
-                    image, sink, keys.name, settings, workers=config.UPLOAD_CONCURRENCY, iiif=iiif
+                    image,
+                    sink,
+                    keys.name,
+                    settings,
+                    workers=config.UPLOAD_CONCURRENCY,
+                    iiif=iiif,
+                    before_publish=functools.partial(_check_still_current, s3, bucket, key, keys, source, lease),
                 )
             except deepzoom.DeepZoomError as error:  # a streamed image's data broke off: no descriptor was written
                 raise PermanentFailure(_withdrawn(s3, keys, str(error))) from None
+        decoding = image.decoding
         del image
     return {
-        **report,
         "action": "converted",
+        "bytes": size,
+        "decoding": decoding,
         "descriptor": keys.descriptor,
         **({"iiif": keys.iiif_prefix + deepzoom.iiif.INFO} if iiif else {}),
         "width": stats.width,
@@ -151,11 +186,62 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
     }
 
 
+class _Superseded(Exception):
+    """The source changed, or another source took the stem, while this conversion ran: publish nothing."""
+
+
+def _check_still_current(
+    s3: Any, bucket: str, key: str, keys: PyramidKeys, source: dict[str, Any], lease: Lease
+) -> None:
+    """The last look before the descriptor goes up: this very version still owns the stem, and the lease is ours."""
+    try:
+        now = _current_source(s3, bucket, key, keys)
+    except PermanentFailure as failure:  # a newer source with this stem appeared
+        raise _Superseded(str(failure)) from None
+    if now is None:
+        raise _Superseded(f"s3://{bucket}/{key} was deleted while it was converted; nothing was published")
+    if _marker(key, now) != _marker(key, source):
+        raise _Superseded(
+            f"s3://{bucket}/{key} was overwritten while it was converted; nothing was published, "
+            "the conversion of the new version publishes it"
+        )
+    lease.confirm()
+
+
+def _current_source(s3: Any, bucket: str, key: str, keys: PyramidKeys) -> dict[str, Any] | None:
+    """HEAD of ``key`` if it exists; raises :class:`PermanentFailure` if another key of its stem owns the pyramid."""
+    owner = _stem_owner(s3, bucket, key)
+    if owner is None:
+        return None
+    if owner != key:
+        raise PermanentFailure(
+            f"{keys.descriptor} belongs to {owner!r}, the newest object with this stem; "
+            f"rename {key!r} to give it a pyramid of its own"
+        )
+    return _head(s3, bucket, key)
+
+
+def _is_published(s3: Any, keys: PyramidKeys, marker: dict[str, str]) -> bool:
+    published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
+    return published is not None and not _foreign(published) and _same_marker(_metadata(published), marker)
+
+
+def _pyramid_lease(s3: Any, keys: PyramidKeys, key: str) -> AbstractContextManager[Lease]:
+    """Held while a conversion or removal of ``key`` writes the pyramid: one at a time."""
+    return leased(s3, config.S3_ZOOM_BUCKET, keys.lease, key, ttl=config.LEASE_SECONDS, wait=config.LEASE_WAIT_SECONDS)
+
+
+def _stem_owner(s3: Any, bucket: str, key: str) -> str | None:
+    return stem_owner(s3, bucket, key, lambda found: not (skip_reason(bucket, found) or unconvertible_reason(found)))
+
+
 def remove(bucket: str, key: str) -> dict[str, Any]:
     """Delete the pyramid of a removed source: the ``.dzi`` first, then every tile.
 
     Only a pyramid this very key made: deleting ``a.xmp``, or ``a.png`` when
-    ``a.jpg`` made ``a.dzi``, leaves ``a.dzi`` alone.
+    ``a.jpg`` made ``a.dzi``, leaves ``a.dzi`` alone. When the owner goes and
+    another source with its stem remains, that one is converted (the stem's
+    rule, see owners.py, chooses it).
     """
     report: dict[str, Any] = {"action": "remove", "bucket": bucket, "key": key}
     reason = skip_reason(bucket, key) or unconvertible_reason(key)
@@ -165,13 +251,29 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
     if _head(s3, bucket, key) is not None:
         return {**report, "action": "skipped", "reason": "the object exists again"}
     keys = PyramidKeys.for_source(key, config.DEST_PREFIX)
-    owner = _owner(s3, keys)
-    if owner is not None and owner not in (_key_hash(key), quote(key)):  # quoted: pyramids made before the hash
-        return {**report, "action": "skipped", "reason": "the pyramid was made from another source with this stem"}
-    _delete(s3, [found for found in (keys.descriptor, keys.page) if not _foreign_kept(s3, found)])
-    deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
-    deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
-    return {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
+    with _pyramid_lease(s3, keys, key):
+        if _head(s3, bucket, key) is not None:
+            return {**report, "action": "skipped", "reason": "the object exists again"}
+        owner = _owner(s3, keys)
+        if owner is not None and owner not in (_key_hash(key), quote(key)):  # quoted: pyramids made before the hash
+            return {**report, "action": "skipped", "reason": "the pyramid was made from another source with this stem"}
+        _delete(s3, _ours(s3, [keys.descriptor, keys.page]))
+        deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
+        deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
+    report = {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
+    successor = _stem_owner(s3, bucket, key)
+    if successor is not None:
+        report["successor"] = _successor_converted(bucket, successor)
+    return report
+
+
+def _successor_converted(bucket: str, key: str) -> dict[str, Any]:
+    """Convert the source that now owns a stem; S3 and network errors go up (the removal is retried)."""
+    try:
+        done = convert(bucket, key)
+    except PermanentFailure as failure:
+        return {"key": key, "action": "failed", "reason": str(failure)}
+    return {"key": key, "action": done["action"]}
 
 
 def is_up_to_date(bucket: str, key: str) -> bool:
@@ -199,6 +301,11 @@ def unconvertible_reason(key: str) -> str | None:
 def _foreign(head: dict[str, Any] | None) -> bool:
     """Is this an object of the zoom bucket that LambdaZoom did not write (it carries none of our markers)?"""
     return head is not None and not ({SOURCE_KEY, OLD_SOURCE_KEY} & _metadata(head).keys())
+
+
+def _ours(s3: Any, keys: list[str]) -> list[str]:
+    """Those of ``keys`` that are not someone else's (each of those is left alone, with a warning)."""
+    return [key for key in keys if not _foreign_kept(s3, key)]
 
 
 def _foreign_kept(s3: Any, key: str) -> bool:
@@ -282,7 +389,7 @@ def _remove_stale_scratch() -> None:
 
 def _withdrawn(s3: Any, keys: PyramidKeys, reason: str) -> str:
     """Delete the page and tiles a conversion wrote before its source's data broke off; ``reason``, told so."""
-    _delete(s3, [keys.page] if config.VIEWER_PAGES else [])
+    _delete(s3, _ours(s3, [keys.page]) if config.VIEWER_PAGES else [])
     deleted = _delete(s3, _stale_tiles(s3, keys, wanted=set()))
     deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
     return f"{reason} (the {deleted} tiles written before that were deleted)" if deleted else reason
@@ -333,7 +440,7 @@ def _sweep(
     deleted = _delete(s3, _stale_tiles(s3, keys, keys.tiles(geometry, settings.format)))
     deleted += _delete(s3, _stale_iiif_files(s3, keys, iiif_files))
     if not config.VIEWER_PAGES:
-        _delete(s3, [] if _foreign_kept(s3, keys.page) else [keys.page])  # one an earlier conversion may have written
+        _delete(s3, _ours(s3, [keys.page]))  # one an earlier conversion may have written
     return deleted
 
 

@@ -41,6 +41,11 @@ class PyramidKeys:
     def files_prefix(self) -> str:
         return f"{self.name}_files/"
 
+    @property
+    def lease(self) -> str:
+        """Held by the one conversion writing this pyramid (see lease.py)."""
+        return f"{self.name}_files/lambdazoom.lease"
+
     def is_tile(self, key: str) -> bool:
         """True for ``NAME_files/L/C_R.ext`` only, not for another image's keys that share the prefix."""
         return key.startswith(self.files_prefix) and _TILE.fullmatch(key[len(self.files_prefix) :]) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .clients import DirectPut, DirectPutError
@@ -17,6 +18,8 @@ class S3Sink:
     With ``direct`` set, the first attempt is a lean signed PUT; a failure is
     handed to ``client.put_object``, whose botocore retries (standard or
     adaptive mode) ride out SlowDown, 5xx and dropped connections.
+    ``guard`` is called before each PUT and raises when no more may be
+    written (the conversion lost its lease).
     """
 
     def __init__(
@@ -28,6 +31,7 @@ class S3Sink:
         index_cache_control: str = "",
         metadata: dict[str, str] | None = None,
         direct: DirectPut | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.bucket = bucket
@@ -35,10 +39,13 @@ class S3Sink:
         self.index_cache_control = index_cache_control
         self.metadata = metadata or {}
         self.direct = direct
+        self.guard = guard
         self.retried = 0  # PUTs that the direct path handed to boto3
         self._lock = threading.Lock()
 
     def put(self, path: str, data: bytes, content_type: str) -> None:
+        if self.guard is not None:
+            self.guard()
         if self.direct is not None:
             try:
                 self.direct.put(path, data, self._headers(content_type))

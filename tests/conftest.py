@@ -60,3 +60,16 @@ def s3(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client.create_bucket(Bucket=SOURCE_BUCKET)
         client.create_bucket(Bucket=ZOOM_BUCKET)
         yield client
+
+
+@pytest.fixture
+def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's HTTP server on 127.0.0.1 with both buckets; the source bucket notifies a queue, so
+    ``stack.next_event()`` is an event S3 itself produced."""
+    from localaws.buckets import WatchedBuckets
+    from localaws.server import LocalS3
+
+    with LocalS3() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+        forget_clients()
+        yield WatchedBuckets(server.endpoint_url, SOURCE_BUCKET, ZOOM_BUCKET)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from helpers import sample_image
+from PIL import Image
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -111,3 +112,19 @@ def test_help_shows_the_defaults():
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "(default: 254)" in text and "(default: 80)" in text and "(default: jpg)" in text
+
+
+def test_libtiff_errors_end_up_in_the_one_line_not_beside_it(tmp_path):
+    """libtiff prints its errors to stderr itself unless a handler takes them: here they join the reason."""
+    source = tmp_path / "broken.tif"
+    sample_image(300, 200).save(source, compression="tiff_lzw")
+    with Image.open(source) as image:
+        first_strip = image.tag_v2[273][0]
+    data = bytearray(source.read_bytes())
+    for position in range(first_strip + 50, first_strip + 300, 7):
+        data[position] ^= 0xFF  # LZW codes libtiff cannot follow
+    source.write_bytes(bytes(data))
+    result = run(source, tmp_path / "out")
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"deepzoom: {source}: cannot decode TIFF data: ") and "(" in line, line

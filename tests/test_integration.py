@@ -10,29 +10,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
+from helpers import keys_in, pyramid_keys, sample_image, upload_image
 
 import config
 import deepzoom
 import lambdazoom
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
-from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from localaws.proxy import FaultyProxy
-from localaws.buckets import WatchedBuckets
-from localaws.server import LocalS3
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WatchedBuckets]:
-    with LocalS3() as server:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-        forget_clients()
-        yield WatchedBuckets(server.endpoint_url, SOURCE_BUCKET, ZOOM_BUCKET)
 
 
 def test_s3_sends_a_test_event_that_is_ignored(stack):

@@ -1,0 +1,91 @@
+"""libtiff's error messages, caught instead of printed.
+
+Pillow hands libtiff a warning handler but keeps libtiff's default error handler, which writes each
+message (``LZWDecode: Using code not yet in table.``) straight to the process's stderr: extra lines
+that break the one-line error of ``python -m deepzoom`` and the one JSON line a conversion logs. Here
+libtiff's error handler is replaced, once, by one that logs each message at debug level and keeps the
+latest, so that a failure's one-line reason can name it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from pathlib import Path
+
+log = logging.getLogger("deepzoom")
+
+_MESSAGE_BYTES = 512
+# void handler(const char *module, const char *fmt, va_list ap): on x86-64 and arm64 a va_list argument
+# arrives as a pointer, which vsnprintf takes as it is.
+_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+_installed: list[object] = []  # the handler, kept alive for as long as libtiff may call it
+_lock = threading.Lock()
+_latest: list[tuple[int, str]] = []  # (sequence number, message) of the latest message
+_count = 0
+
+
+def install() -> None:
+    """Route libtiff's errors here; harmless to call again, and a no-op where libtiff is not found."""
+    with _lock:
+        if _installed:
+            return
+        library = _loaded_libtiff()
+        if library is None:
+            _installed.append(None)
+            return
+        libc = ctypes.CDLL(None)
+        libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+
+        def on_error(module: bytes | None, fmt: bytes | None, arguments: int | None) -> None:
+            buffer = ctypes.create_string_buffer(_MESSAGE_BYTES)
+            if fmt:
+                libc.vsnprintf(buffer, _MESSAGE_BYTES, fmt, arguments)
+            text = buffer.value.decode("utf-8", "replace").strip()
+            name = module.decode("utf-8", "replace") if module else ""
+            message = f"{name}: {text}" if name and "." not in name else text  # a codec (LZWDecode), not a file name
+            _remember(message)
+            log.debug("libtiff: %s", message)
+
+        handler = _HANDLER(on_error)
+        library.TIFFSetErrorHandler.argtypes = [_HANDLER]
+        library.TIFFSetErrorHandler.restype = ctypes.c_void_p
+        library.TIFFSetErrorHandler(handler)
+        _installed.append(handler)
+
+
+def mark() -> int:
+    """A point in libtiff's messages: :func:`latest_since` tells what came after it."""
+    return _count
+
+
+def latest_since(point: int) -> str | None:
+    """libtiff's latest error message after ``point``, if there was one."""
+    with _lock:
+        if _latest and _latest[0][0] > point:
+            return _latest[0][1]
+    return None
+
+
+def _remember(message: str) -> None:
+    global _count
+    with _lock:
+        _count += 1
+        _latest[:] = [(_count, message)]
+
+
+def _loaded_libtiff() -> ctypes.CDLL | None:
+    """The libtiff that Pillow's ``_imaging`` is linked to (its wheel bundles one), found among the
+    libraries this process has mapped; None on systems without ``/proc``."""
+    from PIL import Image  # noqa: F401 - loads _imaging, and with it libtiff
+
+    try:
+        mapped = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return None
+    for line in mapped:
+        path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
+        if Path(path).name.startswith("libtiff") and ".so" in path:
+            return ctypes.CDLL(path)
+    return None
