@@ -97,10 +97,9 @@ def convert(bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
         if source is None:
             return {**report, "action": "skipped", "reason": "the object no longer exists"}
         published = _head(s3, config.S3_ZOOM_BUCKET, keys.descriptor)
-        if _foreign(published):
-            raise PermanentFailure(
-                f"{keys.descriptor} is in the zoom bucket but LambdaZoom did not write it; move it away"
-            )
+        foreign = keys.descriptor if _foreign(published) else _foreign_tile(s3, keys)
+        if foreign:
+            raise PermanentFailure(f"{foreign} is in the zoom bucket but LambdaZoom did not write it; move it away")
         if not force and published is not None and _same_marker(_metadata(published), _marker(key, source)):
             return {**report, "action": "skipped", "reason": "pyramid already up to date"}
         try:
@@ -258,8 +257,13 @@ def remove(bucket: str, key: str) -> dict[str, Any]:
         if owner is not None and owner not in (_key_hash(key), quote(key)):  # quoted: pyramids made before the hash
             return {**report, "action": "skipped", "reason": "the pyramid was made from another source with this stem"}
         _delete(s3, _ours(s3, [keys.descriptor, keys.page]))
-        deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
-        deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
+        foreign = _foreign_tile(s3, keys)
+        if foreign:
+            log.warning("left alone: %s and the tiles beside it are not LambdaZoom's", foreign)
+            deleted = 0
+        else:
+            deleted = _delete(s3, (found for found in _listed(s3, keys.files_prefix) if keys.is_tile(found)))
+            deleted += _delete(s3, _stale_iiif_files(s3, keys, wanted=set()))
     report = {**report, "action": "removed", "descriptor": keys.descriptor, "tiles_deleted": deleted}
     successor = _stem_owner(s3, bucket, key)
     if successor is not None:
@@ -326,6 +330,18 @@ def _owner(s3: Any, keys: PyramidKeys) -> str | None:
         return None
     metadata = _metadata(found)
     return metadata.get(SOURCE_KEY) or metadata.get(OLD_SOURCE_KEY)
+
+
+def _foreign_tile(s3: Any, keys: PyramidKeys) -> str | None:
+    """A tile at this pyramid's keys that LambdaZoom did not write, judged by a sample (the first, middle
+    and last of the first thousand listed, Deep Zoom and IIIF): a hand-made folder is foreign throughout."""
+    for prefix, is_ours in ((keys.files_prefix, keys.is_tile), (keys.iiif_prefix, keys.is_iiif_file)):
+        answer = s3.list_objects_v2(Bucket=config.S3_ZOOM_BUCKET, Prefix=prefix)
+        found = [item["Key"] for item in answer.get("Contents", []) if is_ours(item["Key"])]
+        for key in {found[0], found[len(found) // 2], found[-1]} if found else ():
+            if _foreign(_head(s3, config.S3_ZOOM_BUCKET, key)):
+                return key
+    return None
 
 
 def _page_for(keys: PyramidKeys) -> bytes:

@@ -102,3 +102,19 @@ def test_the_default_openseadragon_integrity_is_that_of_the_pinned_package():
     script = root / "node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
     digest = base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
     assert config.OPENSEADRAGON_SRI == f"sha384-{digest}"
+
+
+def test_hand_made_tiles_at_a_pyramids_keys_are_neither_overwritten_nor_deleted(s3, caplog):
+    """Someone's own Deep Zoom folder (no LambdaZoom metadata) where a source's pyramid would go."""
+    theirs = {f"atlas_files/{level}/0_0.jpg": b"their tile %d" % level for level in range(3)}
+    for key, body in theirs.items():
+        s3.put_object(Bucket=ZOOM_BUCKET, Key=key, Body=body)
+    upload_image(s3, SOURCE_BUCKET, "atlas.jpg", sample_image(300, 200))
+    caplog.set_level(logging.INFO, "lambdazoom")
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "atlas.jpg"), None)["failed"] == 1
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
+    assert "LambdaZoom did not write it" in line["reason"] and "atlas_files/" in line["reason"]
+    s3.delete_object(Bucket=SOURCE_BUCKET, Key="atlas.jpg")
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "atlas.jpg", "ObjectRemoved:Delete"), None)
+    assert keys_in(s3, ZOOM_BUCKET) == sorted(theirs)
+    assert {key: s3.get_object(Bucket=ZOOM_BUCKET, Key=key)["Body"].read() for key in theirs} == theirs
