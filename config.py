@@ -83,11 +83,11 @@ CACHE_CONTROL = _text("CACHE_CONTROL", "public, max-age=86400")
 # Cache-Control of the descriptors, viewer pages and IIIF info.json, which name the tiles: revalidated on every
 # view, so that after a re-upload no browser or CDN pairs an old descriptor with new tiles.
 INDEX_CACHE_CONTROL = _text("INDEX_CACHE_CONTROL", "no-cache")
-# First attempt of each tile PUT signed by s3zoom.sigv4 and sent on kept-alive http.client connections
-# (about a sixth of boto3's client CPU); any failure is retried through boto3 with botocore's retries.
-DIRECT_UPLOADS = _switch("DIRECT_UPLOADS", True)
-# botocore's retry mode ("standard" or "adaptive") and attempts, enough to ride out SlowDown and 5xx.
-S3_RETRY_MODE = _text("S3_RETRY_MODE", "adaptive")
+# How S3 requests ride out SlowDown, 5xx and dropped connections. boto3 (HEAD, list, delete, download) uses
+# botocore's retry mode: "standard" (each request backs off on its own) or "adaptive" (the whole client slows
+# down after throttling, which costs a conversion far more than the throttled requests). Tile PUTs (obstore)
+# back off per request from 100 ms to 15 s. Both make at most S3_MAX_ATTEMPTS attempts a request.
+S3_RETRY_MODE = _text("S3_RETRY_MODE", "standard")
 S3_MAX_ATTEMPTS = _number("S3_MAX_ATTEMPTS", 10)
 
 # A STEM.html beside each .dzi that shows it in OpenSeadragon, loaded from OPENSEADRAGON_URL

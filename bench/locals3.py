@@ -11,11 +11,13 @@ from typing import Any
 
 
 @contextmanager
-def local_s3(latency: float = 0.0) -> Iterator[dict]:
-    """A local S3 in child processes: its URLs, and the pids whose CPU is the server's."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "localaws", "--latency", str(latency)], stdout=subprocess.PIPE, text=True
-    )
+def local_s3(latency: float = 0.0, faults: tuple[float, float] | None = None) -> Iterator[dict]:
+    """A local S3 in child processes: its URLs, and the pids whose CPU is the server's. With ``faults``
+    (shares of PUTs failed with SlowDown and dropped), ``urls["faulty"]`` is a proxy that injects them."""
+    command = [sys.executable, "-m", "localaws", "--latency", str(latency)]
+    if faults:
+        command += ["--faults", f"{faults[0]},{faults[1]}"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         yield json.loads(server.stdout.readline())

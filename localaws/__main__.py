@@ -1,4 +1,4 @@
-"""``python -m localaws [--port N] [--latency SECONDS]``: run a local S3 until interrupted.
+"""``python -m localaws [--port N] [--latency SECONDS] [--faults FAIL,DROP]``: run a local S3 until interrupted.
 
 moto's own WSGI application (``localaws.app``), served by granian, whose HTTP
 handling is in Rust, so the server's one Python interpreter runs moto and
@@ -8,6 +8,8 @@ with waitress and twice that with werkzeug's development server, which moto's
 shares two cores with the code under test, where S3's CPU would not.
 Prints one JSON line: ``s3`` is the server's URL; ``endpoint`` the one to
 use, behind a latency proxy (a process of its own) when ``--latency`` is
+given; ``faulty`` one behind a second proxy that also answers a share FAIL of PUTs
+with 503 SlowDown and drops a share DROP of their connections, when ``--faults`` is
 given; ``pids`` the serving processes.
 """
 
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0, help="the S3 server's port (default: a free one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds a proxy in front adds to every request")
+    parser.add_argument("--faults", metavar="FAIL,DROP", help="also a proxy failing and dropping these shares of PUTs")
     args = parser.parse_args(argv)
     port = args.port or _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -40,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         server = _serve(port)
         urls = {"s3": url, "endpoint": url, "pids": _process_tree(server.pid)}
         if args.latency:
-            command = [sys.executable, "-m", "localaws.proxy", url, "--latency", str(args.latency)]
-            proxy = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-            assert proxy.stdout is not None
-            urls["endpoint"] = proxy.stdout.readline().strip()
-            urls["pids"].append(proxy.pid)
+            urls["endpoint"] = _proxy(url, urls["pids"], "--latency", str(args.latency))
+        if args.faults:
+            fail, drop = args.faults.split(",")
+            urls["faulty"] = _proxy(
+                url, urls["pids"], "--latency", str(args.latency), "--fail-puts", fail, "--drop-puts", drop
+            )
         print(json.dumps(urls), flush=True)
         server.wait()
     except KeyboardInterrupt:
@@ -53,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         _stop_children()
     return 0
+
+
+def _proxy(upstream: str, pids: list[int], *options: str) -> str:
+    """Start ``localaws.proxy`` in front of ``upstream`` (its pid joins ``pids``); its URL."""
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "localaws.proxy", upstream, *options], stdout=subprocess.PIPE, text=True
+    )
+    assert proxy.stdout is not None
+    pids.append(proxy.pid)
+    return proxy.stdout.readline().strip()
 
 
 def _serve(port: int) -> subprocess.Popen:

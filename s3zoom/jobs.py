@@ -26,8 +26,8 @@ from botocore.exceptions import ClientError
 import config
 import deepzoom
 
-from .clients import DirectPut, s3_client
-from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, has_dot_segments, is_own_output
+from .clients import bucket_region, s3_client, tile_store
+from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, is_own_output, path_problem
 from .lease import Lease, leased
 from .owners import stem_owner
 from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
@@ -142,12 +142,10 @@ def _make_pyramid(
         # before the new descriptor marks the work done: a retry after a failure here sweeps again.
         orphans = _sweep(s3, keys, image.size, settings, iiif)
         sink = S3Sink(
-            s3,
-            config.S3_ZOOM_BUCKET,
+            _tile_store(config.S3_ZOOM_BUCKET),
             cache_control=config.CACHE_CONTROL,
             index_cache_control=config.INDEX_CACHE_CONTROL,
             metadata=_marker(key, source),
-            direct=_direct_put(config.S3_ZOOM_BUCKET) if config.DIRECT_UPLOADS else None,
             guard=lease.check,
         )
         with _timed(timings, "tile_upload"):
@@ -179,7 +177,6 @@ def _make_pyramid(
         "levels": stats.levels,
         "tiles": stats.tiles,
         "output_bytes": stats.bytes,
-        "retried_puts": sink.retried,
         "orphans_deleted": orphans,
         "seconds": {phase: round(seconds, 3) for phase, seconds in timings.items()},
     }
@@ -294,8 +291,8 @@ def unconvertible_reason(key: str) -> str | None:
     """Why a source key can never have a pyramid, if it cannot."""
     if extension_of(key) not in config.ACCEPTED_EXTENSIONS:
         return f"extension {extension_of(key) or '(none)'!r} is not in ACCEPTED_EXTENSIONS"
-    if has_dot_segments(key):
-        return "key has '.' or '..' path segments, which browsers rewrite; rename the object"
+    if problem := path_problem(PyramidKeys.for_source(key, config.DEST_PREFIX).name):
+        return f"key has {problem}, which its pyramid's keys cannot carry; rename the object"
     longest = len(PyramidKeys.for_source(key, config.DEST_PREFIX).name.encode()) + LONGEST_OUTPUT_SUFFIX
     if longest > MAX_KEY_BYTES:
         return f"its pyramid's keys would be up to {longest} bytes long, over S3's {MAX_KEY_BYTES}; shorten the key"
@@ -436,9 +433,14 @@ def _check_scratch_space(size: int) -> None:
         )
 
 
+def _tile_store(bucket: str) -> Any:
+    """The store for tile PUTs, in the bucket's own region (looked up once per container)."""
+    return tile_store(bucket, _bucket_region(bucket), config.S3_MAX_ATTEMPTS)
+
+
 @functools.cache
-def _direct_put(bucket: str) -> DirectPut:
-    return DirectPut(client(), bucket)
+def _bucket_region(bucket: str) -> str:
+    return bucket_region(client(), bucket)
 
 
 def _listed(s3: Any, prefix: str) -> Iterator[str]:

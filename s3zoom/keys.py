@@ -75,9 +75,18 @@ def extension_of(key: str) -> str:
     return posixpath.splitext(key)[1].lower().lstrip(".")
 
 
-def has_dot_segments(key: str) -> bool:
-    """``.`` or ``..`` path segments, which browsers and URL libraries rewrite."""
-    return any(segment in (".", "..") for segment in key.split("/"))
+def path_problem(key: str) -> str | None:
+    """Why ``key`` cannot name a pyramid's files intact, if it cannot: browsers and URL libraries rewrite
+    ``.`` and ``..`` segments, and obstore (the tile PUTs) refuses those, empty segments (``a//b``, a
+    leading or trailing ``/``) and control characters rather than send them."""
+    segments = key.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "'.' or '..' path segments"
+    if "" in segments:
+        return "an empty path segment (a leading, trailing or doubled '/')"
+    if any(ord(character) < 32 or ord(character) == 127 for character in key):
+        return "control characters"
+    return None
 
 
 def is_own_output(key: str, dest_prefix: str) -> bool:

@@ -33,7 +33,8 @@ def forget_clients() -> None:
     """Clients are cached per process; a test that changes the endpoint needs new ones."""
     clients.session.cache_clear()
     clients.s3_client.cache_clear()
-    jobs._direct_put.cache_clear()
+    clients.tile_store.cache_clear()
+    jobs._bucket_region.cache_clear()
 
 
 @pytest.fixture
@@ -48,14 +49,28 @@ def lambda_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return scratch
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server in this process. It keeps its buckets where ``mock_aws`` does, so it sees theirs."""
+    from localaws.server import LocalS3
+
+    with LocalS3() as server:
+        yield server.endpoint_url
+
+
+def route_tile_puts(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Send the tile PUTs of ``jobs`` to the moto server at ``endpoint`` (see ``s3``)."""
+    monkeypatch.setattr(jobs, "_tile_store", lambda bucket: clients.tile_store(bucket, "us-east-1", 3, endpoint))
+
+
 @pytest.fixture
-def s3(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto's in-process S3 (mock_aws) with both buckets. The lean direct PUT goes around
-    botocore, which mock_aws intercepts, so it is exercised against the moto server instead."""
+def s3(lambda_config: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Iterator[Any]:
+    """moto's in-process S3 (mock_aws) with both buckets. The tile PUTs (obstore, in Rust) go around
+    botocore, which mock_aws intercepts, so they reach the same buckets over HTTP, through a moto server."""
     from moto import mock_aws
 
-    monkeypatch.setattr(config, "DIRECT_UPLOADS", False)
     with mock_aws():
+        route_tile_puts(monkeypatch, moto_endpoint)
         client = boto3.client("s3")
         client.create_bucket(Bucket=SOURCE_BUCKET)
         client.create_bucket(Bucket=ZOOM_BUCKET)

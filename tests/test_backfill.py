@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, route_tile_puts
 from helpers import keys_in, sample_image, upload_image
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
@@ -157,7 +157,9 @@ def test_an_interrupted_backfill_goes_on_where_it_stopped(server):
 
 
 @pytest.fixture
-def lambda_world(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+def lambda_world(
+    lambda_config: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
+) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """mock_aws with both buckets and a function whose every invocation moto records."""
     from moto import mock_aws
 
@@ -169,7 +171,7 @@ def lambda_world(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
         return answer(self, function_name, qualifier, body, headers, response_headers)
 
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", recording)
-    monkeypatch.setattr("config.DIRECT_UPLOADS", False)
+    route_tile_puts(monkeypatch, moto_endpoint)
     with mock_aws(config={"lambda": {"use_docker": False}}):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=SOURCE_BUCKET)

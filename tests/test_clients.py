@@ -1,4 +1,5 @@
-"""The lean PUT's connections: kept alive, and replaced when the server has closed them meanwhile."""
+"""The tile PUTs as they go on the wire (obstore, through S3Sink): headers, metadata, keys, credentials,
+the bucket's region, retries; and the whole path over HTTPS with a CA of our own (AWS_CA_BUNDLE)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
 
-from s3zoom.clients import DirectPut, DirectPutError, _host_header
+from s3zoom.clients import tile_store
+from s3zoom.sink import S3Sink
 
 
 class Recorder(ThreadingHTTPServer):
@@ -20,6 +21,7 @@ class Recorder(ThreadingHTTPServer):
     status = 200
     answer = b""
     close_idle = False
+    failures = 0  # answer this many PUTs with 503 SlowDown before the status above
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
@@ -40,10 +42,17 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.connections += 1
 
-    def do_PUT(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.puts.append((self.path, self.headers, body))
+        if self.server.failures:
+            self.server.failures -= 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(self.server.status)
+        self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
         self.send_header("Content-Length", str(len(self.server.answer)))
         self.end_headers()
         self.wfile.write(self.server.answer)
@@ -63,65 +72,65 @@ def recorder() -> Iterator[Recorder]:
     server.server_close()
 
 
-def direct_put(server: Recorder) -> DirectPut:
+def sink_to(server: Recorder, region: str = "us-east-1", **options: object) -> S3Sink:
     host, port = server.server_address[:2]
-    client = boto3.client("s3", endpoint_url=f"http://{host}:{port}")
-    return DirectPut(client, "zoom")
+    return S3Sink(tile_store("zoom", region, 3, f"http://{host}:{port}"), **options)
 
 
-def test_puts_share_one_kept_alive_connection(recorder):
-    put = direct_put(recorder)
-    for index in range(5):
-        put.put(f"a b_files/0/{index}_0.jpg", b"tile", {"Content-Type": "image/jpeg"})
-    assert recorder.connections == 1
-    path, headers, body = recorder.puts[-1]
-    assert (path, body) == ("/zoom/a%20b_files/0/4_0.jpg", b"tile")
-    assert headers["Content-Type"] == "image/jpeg"
-    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
-    assert headers["Host"] == "%s:%d" % recorder.server_address[:2]  # the host that was signed
-
-
-def test_a_connection_the_server_closed_is_replaced_not_failed(recorder):
-    recorder.close_idle = True
-    put = direct_put(recorder)
-    for index in range(3):
-        put.put(f"img_files/0/{index}_0.jpg", b"tile", {})  # would raise if a closed connection were reused
-        assert recorder.closed.acquire(timeout=10), "the server closes the connection once it has answered"
-    assert recorder.connections == 3
-    assert len(recorder.puts) == 3
-
-
-def test_an_error_answer_names_the_key_and_status(recorder):
-    recorder.status = 503
-    with pytest.raises(DirectPutError, match=r"img_files/9/1_2\.jpg: HTTP 503"):
-        direct_put(recorder).put("img_files/9/1_2.jpg", b"tile", {})
-
-
-def test_an_error_answer_carries_s3s_code(recorder):
-    recorder.status = 503
-    recorder.answer = b"<?xml version='1.0'?><Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
-    with pytest.raises(DirectPutError, match=r"img_files/9/1_2\.jpg: HTTP 503 SlowDown$"):
-        direct_put(recorder).put("img_files/9/1_2.jpg", b"tile", {})
-
-
-def test_a_header_http_client_refuses_is_a_direct_put_error_naming_the_key(recorder):
-    put = direct_put(recorder)
-    with pytest.raises(DirectPutError, match=r"^img_files/0/0_0\.jpg: ValueError"):
-        put.put("img_files/0/0_0.jpg", b"tile", {"Cache-Control": "public\r\nX-Injected: 1"})
-    put.put("img_files/0/0_0.jpg", b"tile", {"Cache-Control": "public"})  # and the next PUT goes through
-    assert [path for path, _, _ in recorder.puts] == ["/zoom/img_files/0/0_0.jpg"]
+def test_every_put_carries_its_type_caching_and_metadata(recorder):
+    sink = sink_to(
+        recorder,
+        cache_control="public, max-age=86400",
+        index_cache_control="no-cache",
+        metadata={"lambdazoom-source-key-sha256": "ab" * 32, "lambdazoom-settings": "0123"},
+    )
+    sink.put("a_files/0/0_0.jpg", b"tile", "image/jpeg")
+    sink.put("a.dzi", b"<Image/>", "application/xml")
+    (tile_path, tile, tile_body), (_, descriptor, _) = recorder.puts
+    assert (tile_path, tile_body) == ("/zoom/a_files/0/0_0.jpg", b"tile")
+    assert tile["Content-Type"] == "image/jpeg" and tile["Cache-Control"] == "public, max-age=86400"
+    assert descriptor["Content-Type"] == "application/xml" and descriptor["Cache-Control"] == "no-cache"
+    for headers in (tile, descriptor):
+        assert headers["x-amz-meta-lambdazoom-source-key-sha256"] == "ab" * 32
+        assert headers["x-amz-meta-lambdazoom-settings"] == "0123"
+        assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
 
 
 @pytest.mark.parametrize(
-    ("scheme", "netloc", "host"),
+    ("key", "path"),
     [
-        ("https", "s3.example.com:443", "s3.example.com"),
-        ("http", "127.0.0.1:80", "127.0.0.1"),
-        ("http", "127.0.0.1:9000", "127.0.0.1:9000"),
-        ("https", "s3.example.com:80", "s3.example.com:80"),
-        ("http", "[::1]:80", "[::1]"),
-        ("http", "[::1]", "[::1]"),
+        ("a b_files/0/0_0.jpg", "/zoom/a%20b_files/0/0_0.jpg"),
+        ("tom+jerry_files/0/0_0.jpg", "/zoom/tom%2Bjerry_files/0/0_0.jpg"),
+        ("100%_files/0/0_0.jpg", "/zoom/100%25_files/0/0_0.jpg"),
+        ("what?_files/0/0_0.jpg", "/zoom/what%3F_files/0/0_0.jpg"),
+        ("東京/☃_files/0/0_0.jpg", "/zoom/%E6%9D%B1%E4%BA%AC/%E2%98%83_files/0/0_0.jpg"),
     ],
 )
-def test_the_signed_host_drops_the_default_port_as_http_client_does(scheme, netloc, host):
-    assert _host_header(scheme, netloc) == host
+def test_keys_go_on_the_wire_percent_encoded_and_intact(recorder, key, path):
+    sink_to(recorder).put(key, b"tile", "image/jpeg")
+    assert recorder.puts[0][0] == path
+
+
+def test_a_session_token_is_sent_with_every_put(recorder, monkeypatch):
+    """A Lambda role's credentials are temporary: without the token, S3 refuses the signature."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "role-session-token")
+    sink_to(recorder).put("a_files/0/0_0.jpg", b"tile", "image/jpeg")
+    assert recorder.puts[0][1]["x-amz-security-token"] == "role-session-token"
+
+
+def test_puts_are_signed_for_the_buckets_own_region(recorder):
+    sink_to(recorder, region="eu-west-1").put("a_files/0/0_0.jpg", b"tile", "image/jpeg")
+    assert "/eu-west-1/s3/aws4_request" in recorder.puts[0][1]["Authorization"]
+
+
+def test_slow_down_answers_are_retried_by_the_client_itself(recorder):
+    recorder.failures = 2
+    sink_to(recorder).put("a_files/0/0_0.jpg", b"tile", "image/jpeg")
+    assert len(recorder.puts) == 3 and all(body == b"tile" for _, _, body in recorder.puts)
+
+
+def test_a_put_that_keeps_failing_raises_naming_the_key(recorder):
+    recorder.failures = 10
+    with pytest.raises(Exception, match=r"a_files/0/0_0\.jpg"):
+        sink_to(recorder).put("a_files/0/0_0.jpg", b"tile", "image/jpeg")
+    assert len(recorder.puts) == 3, "three attempts in all"

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
+from helpers import keys_in, pyramid_keys, sample_image, upload_image
 
 import config
 import lambdazoom
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
-from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from localaws.proxy import FaultyProxy
 from s3zoom import jobs
 from s3zoom.events import s3_event
