@@ -1,168 +1,231 @@
-"""LambdaZoom settings.
+"""LambdaZoom settings: one immutable :class:`Settings`, read from the environment and checked once.
 
-Each setting below can be overridden by an environment variable of the same
-name (in Zappa: ``aws_environment_variables``). Values are read when the
-function starts.
+Each setting has an environment variable of the same name (in Zappa: ``aws_environment_variables``).
+:func:`from_environment` reads them all when the function starts (``lambdazoom.py`` calls it as it is
+imported), so a bad value stops the start with one message naming every variable at fault, before
+any S3 call; the code below the handler is handed the ``Settings`` and reads nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, Limits, TileSettings, formats_for, memory_available
 
+_DEFAULT_EXTENSIONS = "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif,avif,jp2,j2k,jpf,jpx"
+RETRY_MODES = ("standard", "adaptive")
 
-def _text(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+
+class SettingsError(ValueError):
+    """One or more environment variables hold values that cannot work; the message names each."""
 
 
-def _number(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the function. The defaults are those of a deployment that sets none."""
+
+    # Where pyramids go: the bucket, and a key prefix ("" for the bucket's root, else e.g. "zoom/").
+    zoom_bucket: str = "lambdazoom-zoom"
+    dest_prefix: str = ""
+    # How tiles are cut and encoded (TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY, BACKGROUND).
+    tiles: TileSettings = field(default_factory=TileSettings)
+    # Everything an upload is judged by before it is decoded (see deepzoom/limits.py): MAX_PIXELS,
+    # MEMORY_LIMIT_MB, MAX_ASPECT_RATIO, MAX_JPEG_SCANS, MIN_PIXELS_PER_TIFF_PIECE, and the formats
+    # that ACCEPTED_EXTENSIONS stands for.
+    limits: Limits = field(default_factory=Limits)
+    # Source keys with other extensions are skipped (case-insensitive). A file is opened by its content,
+    # but only as one of the formats these extensions stand for: a PNG named .jpg converts, an EPS does not.
+    accepted_extensions: frozenset[str] = frozenset(_DEFAULT_EXTENSIONS.split(","))
+    # Tile uploads in flight at once. S3 answers a PUT in tens of milliseconds; 64 hides that.
+    upload_concurrency: int = 64
+    # Cache-Control of the tiles; a re-uploaded image rewrites its tiles at the same keys, so keep it short
+    # unless your sources never change. Descriptors, pages and info.json name the tiles: they are
+    # revalidated on every view (INDEX_CACHE_CONTROL), so no viewer pairs an old descriptor with new tiles.
+    cache_control: str = "public, max-age=86400"
+    index_cache_control: str = "no-cache"
+    # How S3 requests ride out SlowDown, 5xx and dropped connections: boto3 (HEAD, list, delete, download)
+    # in botocore's "standard" mode, each request backing off on its own ("adaptive" slows the whole client
+    # after throttling, which costs a conversion far more than the throttled requests); tile PUTs (obstore)
+    # back off per request from 100 ms to 15 s. Both make at most S3_MAX_ATTEMPTS attempts a request.
+    s3_retry_mode: str = "standard"
+    s3_max_attempts: int = 10
+    # A STEM.html beside each .dzi showing it in OpenSeadragon, loaded from OPENSEADRAGON_URL (a folder
+    # with openseadragon.min.js and images/; pin the version) and held to OPENSEADRAGON_SRI (that script's
+    # Subresource Integrity, of the npm package 6.1.1 that package-lock.json pins; empty: no check).
+    viewer_pages: bool = True
+    openseadragon_url: str = "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/"
+    openseadragon_sri: str = "sha384-KKly+4vqqBHitr2XfNKWa3+0asIVpzYs2HijkM/zz0X6rgnyLuQEVERX9HqkM5/P"
+    # A IIIF Image API 3 level-0 service beside each .dzi (STEM_iiif/). Its "id" is IIIF_BASE_URL + "/" +
+    # DEST_PREFIX + STEM + "_iiif": IIIF_BASE_URL is the public URL of the zoom bucket's root.
+    iiif_output: bool = False
+    iiif_base_url: str = ""
+    iiif_tile_size: int = 512
+    # One conversion at a time writes a pyramid: it holds a lease (STEM_files/lambdazoom.lease, renewed every
+    # quarter of LEASE_SECONDS; a holder that died loses it after LEASE_SECONDS). Another conversion of the
+    # same pyramid waits up to LEASE_WAIT_SECONDS, then fails and is retried; keep it below the timeout.
+    lease_seconds: int = 60
+    lease_wait_seconds: int = 300
+    # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
+    tmp_dir: str = "/tmp"
+    log_level: str = "INFO"
+
+    def iiif_for(self, name: str) -> IIIFOutput | None:
+        """What ``write_pyramid`` needs for the IIIF service of pyramid ``name``, or None when it is off."""
+        if not self.iiif_output:
+            return None
+        return IIIFOutput(f"{self.iiif_base_url.rstrip('/')}/{quote(name)}_iiif", self.iiif_tile_size)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the pixels or names of a pyramid: stored on each ``.dzi``,
+        so a redelivered event for an unchanged source and unchanged settings has nothing to do."""
+        tiles = self.tiles
+        described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
+        described += [
+            self.viewer_pages and [self.openseadragon_url, self.openseadragon_sri],
+            self.iiif_output and [self.iiif_base_url, self.iiif_tile_size],
+        ]
+        return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (the demo's own buckets, a test's tile size), checked like the original."""
+        return dataclasses.replace(self, **changes)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.s3_retry_mode not in RETRY_MODES:
+            problems.append(f"S3_RETRY_MODE must be one of {', '.join(RETRY_MODES)}, got {self.s3_retry_mode!r}")
+        for name, value, least in (
+            ("UPLOAD_CONCURRENCY", self.upload_concurrency, 1),
+            ("S3_MAX_ATTEMPTS", self.s3_max_attempts, 1),
+            ("IIIF_TILE_SIZE", self.iiif_tile_size, 1),
+            ("LEASE_SECONDS", self.lease_seconds, 4),
+            ("LEASE_WAIT_SECONDS", self.lease_wait_seconds, 0),
+        ):
+            if value < least:
+                problems.append(f"{name} must be at least {least}, got {value}")
+        if self.iiif_output and not self.iiif_base_url:
+            problems.append("IIIF_OUTPUT is on but IIIF_BASE_URL is empty: set it to the zoom bucket's public URL")
+        if not self.zoom_bucket:
+            problems.append("S3_ZOOM_BUCKET is empty")
+        if logging.getLevelName(self.log_level.upper()) not in range(51):
+            problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}")
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+
+T = TypeVar("T")
+
+
+def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from ``environ``, each variable defaulting to :class:`Settings`' own; raises
+    :class:`SettingsError` naming every variable whose value cannot work."""
+    defaults = Settings()
+    problems: list[str] = []
+
+    def read(name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = environ.get(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            problems.append(f"{name}: {error}")
+            return default
+
+    def built(names: str, make: Callable[[], T], default: T) -> T:
+        try:
+            return make()
+        except ValueError as error:
+            problems.append(f"{names}: {error}")
+            return default
+
+    tile_defaults = defaults.tiles
+    tiles = built(
+        "TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY or BACKGROUND",
+        lambda: TileSettings(
+            read("TILE_SIZE", _whole_number, tile_defaults.tile_size),
+            read("TILE_OVERLAP", _whole_number, tile_defaults.overlap),
+            read("TILE_FORMAT", str, tile_defaults.format),
+            read("TILE_QUALITY", _whole_number, tile_defaults.quality),
+            read("BACKGROUND", str, tile_defaults.background),
+        ),
+        tile_defaults,
+    )
+    extensions = read("ACCEPTED_EXTENSIONS", _extensions, defaults.accepted_extensions)
+    memory_mb = read("MEMORY_LIMIT_MB", _whole_number, 0)
+    limits = built(
+        "ACCEPTED_EXTENSIONS, MAX_PIXELS, MAX_ASPECT_RATIO, MAX_JPEG_SCANS or MIN_PIXELS_PER_TIFF_PIECE",
+        lambda: Limits(
+            max_pixels=read("MAX_PIXELS", _whole_number, DEFAULT_MAX_PIXELS),
+            memory=memory_available(memory_mb * 2**20 or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
+            max_aspect_ratio=read("MAX_ASPECT_RATIO", _whole_number, defaults.limits.max_aspect_ratio),
+            max_jpeg_scans=read("MAX_JPEG_SCANS", _whole_number, defaults.limits.max_jpeg_scans),
+            min_pixels_per_tiff_piece=read(
+                "MIN_PIXELS_PER_TIFF_PIECE", _whole_number, defaults.limits.min_pixels_per_tiff_piece
+            ),
+            formats=formats_for(extensions),
+        ),
+        defaults.limits,
+    )
+    values = {
+        "zoom_bucket": read("S3_ZOOM_BUCKET", str, defaults.zoom_bucket),
+        "dest_prefix": read("DEST_PREFIX", str, defaults.dest_prefix),
+        "tiles": tiles,
+        "limits": limits,
+        "accepted_extensions": extensions,
+        "upload_concurrency": read("UPLOAD_CONCURRENCY", _whole_number, defaults.upload_concurrency),
+        "cache_control": read("CACHE_CONTROL", str, defaults.cache_control),
+        "index_cache_control": read("INDEX_CACHE_CONTROL", str, defaults.index_cache_control),
+        "s3_retry_mode": read("S3_RETRY_MODE", str.strip, defaults.s3_retry_mode),
+        "s3_max_attempts": read("S3_MAX_ATTEMPTS", _whole_number, defaults.s3_max_attempts),
+        "viewer_pages": read("VIEWER_PAGES", _switch, defaults.viewer_pages),
+        "openseadragon_url": read("OPENSEADRAGON_URL", str, defaults.openseadragon_url),
+        "openseadragon_sri": read("OPENSEADRAGON_SRI", str, defaults.openseadragon_sri),
+        "iiif_output": read("IIIF_OUTPUT", _switch, defaults.iiif_output),
+        "iiif_base_url": read("IIIF_BASE_URL", str, defaults.iiif_base_url),
+        "iiif_tile_size": read("IIIF_TILE_SIZE", _whole_number, defaults.iiif_tile_size),
+        "lease_seconds": read("LEASE_SECONDS", _whole_number, defaults.lease_seconds),
+        "lease_wait_seconds": read("LEASE_WAIT_SECONDS", _whole_number, defaults.lease_wait_seconds),
+        "tmp_dir": read("TMP_DIR", str, defaults.tmp_dir),
+        "log_level": read("LOG_LEVEL", str.strip, defaults.log_level),
+    }
     try:
-        return int(value.replace("_", ""))
+        settings = Settings(**values)
+    except SettingsError as error:
+        problems.append(str(error))
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
     except ValueError:
-        raise ValueError(f"environment variable {name} must be a whole number, got {value!r}") from None
+        raise ValueError(f"must be a whole number, got {text!r}") from None
 
 
-def _switch(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if value.strip().lower() in ("1", "true", "yes", "on"):
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
         return True
-    if value.strip().lower() in ("0", "false", "no", "off"):
+    if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"environment variable {name} must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {text!r}")
 
 
-# Where pyramids go: the bucket, and a key prefix ("" for the bucket's root, else e.g. "zoom/").
-S3_ZOOM_BUCKET = _text("S3_ZOOM_BUCKET", "lambdazoom-zoom")
-DEST_PREFIX = _text("DEST_PREFIX", "")
-
-# How tiles are cut and encoded (the original LambdaZoom's defaults).
-TILE_SIZE = _number("TILE_SIZE", 254)
-TILE_OVERLAP = _number("TILE_OVERLAP", 1)
-TILE_FORMAT = _text("TILE_FORMAT", "jpg")  # jpg, png or webp
-TILE_QUALITY = _number("TILE_QUALITY", 80)  # JPEG and WebP, 1-100
-BACKGROUND = _text("BACKGROUND", "#ffffff")  # what transparency is flattened onto in JPEG tiles
-
-# Images whose header declares more pixels than this are refused before decoding: a cap on work and time.
-MAX_PIXELS = _number("MAX_PIXELS", DEFAULT_MAX_PIXELS)
-# Memory admission: an image whose conversion is estimated (from its header) to need more memory than the
-# function has is refused before it is downloaded. The function's memory is Lambda's memory size, else the
-# cgroup's limit, else this many MB (0: this machine's physical memory).
-MEMORY_LIMIT_MB = _number("MEMORY_LIMIT_MB", 0)
-# What an upload may ask before it is refused unread (see deepzoom/limits.py for why these numbers): a long
-# side at most this many times the short one (a 100,000 x 60 panorama is 1,667:1), at most this many scans
-# in a progressive JPEG (encoders write about 10), and TIFF strips or tiles of at least this many pixels on
-# average (any file may have 1,000).
-MAX_ASPECT_RATIO = _number("MAX_ASPECT_RATIO", 10_000)
-MAX_JPEG_SCANS = _number("MAX_JPEG_SCANS", 100)
-MIN_PIXELS_PER_TIFF_PIECE = _number("MIN_PIXELS_PER_TIFF_PIECE", 1_024)
-
-# Source keys with other extensions are skipped (case-insensitive, comma-separated). A file is opened by its
-# content, but only as one of the formats these extensions stand for: a PNG named .jpg converts, an EPS does not.
-ACCEPTED_EXTENSIONS = frozenset(
-    extension.strip().lower().lstrip(".")
-    for extension in _text(
-        "ACCEPTED_EXTENSIONS", "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif,avif,jp2,j2k,jpf,jpx"
-    ).split(",")
-    if extension.strip()
-)
-
-# Uploads in flight at once. S3 answers a PUT in tens of milliseconds; 64 hides that.
-UPLOAD_CONCURRENCY = _number("UPLOAD_CONCURRENCY", 64)
-# Cache-Control on every object written. A re-uploaded image rewrites its tiles at the same keys,
-# so keep this short unless your sources never change.
-CACHE_CONTROL = _text("CACHE_CONTROL", "public, max-age=86400")
-# Cache-Control of the descriptors, viewer pages and IIIF info.json, which name the tiles: revalidated on every
-# view, so that after a re-upload no browser or CDN pairs an old descriptor with new tiles.
-INDEX_CACHE_CONTROL = _text("INDEX_CACHE_CONTROL", "no-cache")
-# How S3 requests ride out SlowDown, 5xx and dropped connections. boto3 (HEAD, list, delete, download) uses
-# botocore's retry mode: "standard" (each request backs off on its own) or "adaptive" (the whole client slows
-# down after throttling, which costs a conversion far more than the throttled requests). Tile PUTs (obstore)
-# back off per request from 100 ms to 15 s. Both make at most S3_MAX_ATTEMPTS attempts a request.
-S3_RETRY_MODE = _text("S3_RETRY_MODE", "standard")
-S3_MAX_ATTEMPTS = _number("S3_MAX_ATTEMPTS", 10)
-
-# A STEM.html beside each .dzi that shows it in OpenSeadragon, loaded from OPENSEADRAGON_URL
-# (a folder holding openseadragon.min.js and images/; pin the version).
-VIEWER_PAGES = _switch("VIEWER_PAGES", True)
-OPENSEADRAGON_URL = _text("OPENSEADRAGON_URL", "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/")
-# Subresource Integrity of OPENSEADRAGON_URL's openseadragon.min.js (that of the npm package 6.1.1, which
-# package-lock.json pins; a test holds it to that file): a browser runs the script only if it is that very file.
-# Change it with OPENSEADRAGON_URL; empty turns the check off.
-OPENSEADRAGON_SRI = _text(
-    "OPENSEADRAGON_SRI", "sha384-KKly+4vqqBHitr2XfNKWa3+0asIVpzYs2HijkM/zz0X6rgnyLuQEVERX9HqkM5/P"
-)
-
-# A IIIF Image API 3 level-0 service beside each .dzi (STEM_iiif/info.json and its tiles), cut from
-# the same levels. Its "id" is IIIF_BASE_URL + "/" + DEST_PREFIX + STEM + "_iiif": IIIF_BASE_URL is the
-# public URL of the zoom bucket's root, e.g. https://lambdazoom-zoom.s3.amazonaws.com or a CloudFront URL.
-IIIF_OUTPUT = _switch("IIIF_OUTPUT", False)
-IIIF_BASE_URL = _text("IIIF_BASE_URL", "")
-IIIF_TILE_SIZE = _number("IIIF_TILE_SIZE", 512)
-
-# Everything an upload is judged by before it is decoded, built once here so a bad value stops the start.
-try:
-    LIMITS = Limits(
-        max_pixels=MAX_PIXELS,
-        memory=memory_available(MEMORY_LIMIT_MB * 2**20 or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
-        max_aspect_ratio=MAX_ASPECT_RATIO,
-        max_jpeg_scans=MAX_JPEG_SCANS,
-        min_pixels_per_tiff_piece=MIN_PIXELS_PER_TIFF_PIECE,
-        formats=formats_for(ACCEPTED_EXTENSIONS),
-    )
-except ValueError as error:
-    raise ValueError(
-        f"ACCEPTED_EXTENSIONS, MAX_PIXELS, MAX_ASPECT_RATIO, MAX_JPEG_SCANS or MIN_PIXELS_PER_TIFF_PIECE: {error}"
-    ) from None
-
-# One conversion at a time writes a pyramid: it holds a lease (NAME_files/lambdazoom.lease, renewed every
-# quarter of LEASE_SECONDS; a holder that died loses it after LEASE_SECONDS). Another conversion of the
-# same pyramid waits up to LEASE_WAIT_SECONDS for it, then fails and is retried. Keep the wait below the
-# function's timeout.
-LEASE_SECONDS = _number("LEASE_SECONDS", 60)
-LEASE_WAIT_SECONDS = _number("LEASE_WAIT_SECONDS", 300)
-if LEASE_SECONDS < 4 or LEASE_WAIT_SECONDS < 0:
-    raise ValueError(
-        f"LEASE_SECONDS must be at least 4 and LEASE_WAIT_SECONDS not negative, got "
-        f"{LEASE_SECONDS} and {LEASE_WAIT_SECONDS}"
-    )
-
-# Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
-TMP_DIR = _text("TMP_DIR", "/tmp")
-LOG_LEVEL = _text("LOG_LEVEL", "INFO")
-
-
-def tile_settings() -> TileSettings:
-    return TileSettings(TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY, BACKGROUND)
-
-
-def iiif_output(name: str) -> IIIFOutput | None:
-    """What ``write_pyramid`` needs for the IIIF service of pyramid ``name``, or None when it is off."""
-    if not IIIF_OUTPUT:
-        return None
-    if not IIIF_BASE_URL:
-        raise ValueError("IIIF_OUTPUT is on but IIIF_BASE_URL is empty: set it to the zoom bucket's public URL")
-    return IIIFOutput(f"{IIIF_BASE_URL.rstrip('/')}/{quote(name)}_iiif", IIIF_TILE_SIZE)
-
-
-def settings_fingerprint() -> str:
-    """A short hash of everything that changes the pixels or names of a pyramid.
-
-    Stored on each ``.dzi``: a redelivered event for an unchanged source and
-    unchanged settings has nothing to do.
-    """
-    tiles = tile_settings()
-    described = [tiles.tile_size, tiles.overlap, tiles.format, tiles.quality, tiles.background_rgb, 1]
-    described += [
-        VIEWER_PAGES and [OPENSEADRAGON_URL, OPENSEADRAGON_SRI],
-        IIIF_OUTPUT and [IIIF_BASE_URL, IIIF_TILE_SIZE],
-    ]
-    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
+def _extensions(text: str) -> frozenset[str]:
+    found = frozenset(part.strip().lower().lstrip(".") for part in text.split(",") if part.strip())
+    if not found:
+        raise ValueError("names no extension")
+    return found

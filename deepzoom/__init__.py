@@ -16,7 +16,8 @@ from .geometry import DeepZoomGeometry
 from .iiif import IIIFLayout
 from .limits import IMAGE_FORMATS, Limits, formats_for
 from .memory import estimated_peak, memory_available
-from .pyramid import IIIFOutput, PyramidStats, descriptor_path, iiif_folder, tile_path, write_pyramid
+from .naming import PyramidNames, tile_path
+from .pyramid import IIIFOutput, PyramidStats, write_pyramid
 from .settings import DEFAULT_MAX_PIXELS, TileSettings
 from .sinks import DirectorySink, TileSink
 from .source import SourceImage, check_header, open_image
@@ -33,16 +34,15 @@ __all__ = [
     "ImageTooLarge",
     "InvalidImage",
     "Limits",
+    "PyramidNames",
     "PyramidStats",
     "SourceImage",
     "TileFormat",
     "TileSettings",
     "TileSink",
     "check_header",
-    "descriptor_path",
     "estimated_peak",
     "formats_for",
-    "iiif_folder",
     "memory_available",
     "open_image",
     "tile_format",

@@ -33,10 +33,7 @@ class DeepZoomGeometry:
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
-        if self.tile_size < 1:
-            raise ValueError(f"tile size must be positive, got {self.tile_size}")
-        if not 0 <= self.overlap < self.tile_size:
-            raise ValueError(f"overlap must be in 0..{self.tile_size - 1}, got {self.overlap}")
+        check_tiling(self.tile_size, self.overlap)
 
     @property
     def max_level(self) -> int:
@@ -94,3 +91,12 @@ class DeepZoomGeometry:
     def _check_level(self, level: int) -> None:
         if not 0 <= level <= self.max_level:
             raise ValueError(f"level must be in 0..{self.max_level}, got {level}")
+
+
+def check_tiling(tile_size: int, overlap: int) -> None:
+    """The one rule for a tile grid (``TileSettings`` holds to it too): a positive tile size, and an
+    overlap smaller than a tile."""
+    if tile_size < 1:
+        raise ValueError(f"tile size must be positive, got {tile_size}")
+    if not 0 <= overlap < tile_size:
+        raise ValueError(f"overlap must be in 0..{tile_size - 1}, got {overlap}")

@@ -22,7 +22,8 @@ from . import dzi
 from .formats import TileEncoder
 from .geometry import DeepZoomGeometry
 from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
-from .iiif import INFO, IIIFLayout
+from .iiif import IIIFLayout
+from .naming import PyramidNames
 from .settings import TileSettings
 from .sinks import TileSink
 from .source import SourceImage
@@ -40,20 +41,6 @@ class PyramidStats:
     bytes: int
 
 
-def tile_path(name: str, level: int, column: int, row: int, extension: str) -> str:
-    """Where OpenSeadragon looks for a tile, relative to the descriptor's folder."""
-    return f"{name}_files/{level}/{column}_{row}.{extension}"
-
-
-def descriptor_path(name: str) -> str:
-    return f"{name}.dzi"
-
-
-def iiif_folder(name: str) -> str:
-    """The IIIF service's folder, beside the descriptor (its ``id`` URL ends here, without the slash)."""
-    return f"{name}_iiif/"
-
-
 @dataclass(frozen=True)
 class IIIFOutput:
     """Ask ``write_pyramid`` for a IIIF level-0 service too: its public URL and its tile size."""
@@ -62,12 +49,12 @@ class IIIFOutput:
     tile_size: int = 512
 
 
-def _dzi_paths(name: str, level: int, extension: str, column: int, row: int) -> list[str]:
-    return [tile_path(name, level, column, row, extension)]
+def _dzi_paths(names: PyramidNames, level: int, extension: str, column: int, row: int) -> list[str]:
+    return [names.tile(level, column, row, extension)]
 
 
-def _iiif_paths(layout: IIIFLayout, folder: str, level: int, column: int, row: int) -> list[str]:
-    return [folder + path for path in layout.tile_paths(level, column, row)]
+def _iiif_paths(layout: IIIFLayout, names: PyramidNames, level: int, column: int, row: int) -> list[str]:
+    return [names.iiif_prefix + path for path in layout.tile_paths(level, column, row)]
 
 
 @dataclass
@@ -101,6 +88,7 @@ def write_pyramid(
     checks there that its source is still current).
     """
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
+    names = PyramidNames(name)
     writer = _TileWriter(sink, settings, workers, progress)
     extension = writer.extension
     layout = IIIFLayout(*source.size, iiif.tile_size, extension) if iiif else None
@@ -108,9 +96,9 @@ def write_pyramid(
     band_height += band_height % 2  # one tile row, even so halving never splits a pair
     top = None
     for level in range(geometry.level_count):
-        grids = [_Grid(geometry, functools.partial(_dzi_paths, name, level, extension))]
+        grids = [_Grid(geometry, functools.partial(_dzi_paths, names, level, extension))]
         if layout is not None and level in layout.levels:
-            grids.append(_Grid(layout.grid, functools.partial(_iiif_paths, layout, iiif_folder(name), level)))
+            grids.append(_Grid(layout.grid, functools.partial(_iiif_paths, layout, names, level)))
         top = _Level(level, grids, writer, band_height, below=top)
     assert top is not None
     try:
@@ -125,8 +113,8 @@ def write_pyramid(
     if before_publish is not None:
         before_publish()
     if layout is not None and iiif is not None:
-        sink.put(iiif_folder(name) + INFO, layout.info_json(iiif.service_id), IIIF_CONTENT_TYPE)
-    sink.put(descriptor_path(name), dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
+        sink.put(names.iiif_info, layout.info_json(iiif.service_id), IIIF_CONTENT_TYPE)
+    sink.put(names.descriptor, dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
     return PyramidStats(geometry.width, geometry.height, geometry.level_count, tiles, size)
 
 
@@ -261,6 +249,8 @@ class _TileWriter:
             self._room.notify_all()
 
     def _store(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
+        if self._error is not None:
+            return  # a tile failed: those still queued are neither encoded nor sent
         try:
             data = self.encoder.encode(rows.crop(box))
             for path in paths:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from PIL import ImageColor
 
 from .formats import TileFormat, tile_format
+from .geometry import check_tiling
 
 # A cap on work, not on memory (memory admission guards that): 10 GP is about 160,000 tiles,
 # some ten minutes of a one-vCPU Lambda, inside its 15-minute limit.
@@ -24,10 +25,7 @@ class TileSettings:
     background: str = "#ffffff"
 
     def __post_init__(self) -> None:
-        if self.tile_size < 1:
-            raise ValueError(f"tile size must be positive, got {self.tile_size}")
-        if not 0 <= self.overlap < self.tile_size:
-            raise ValueError(f"overlap must be in 0..{self.tile_size - 1}, got {self.overlap}")
+        check_tiling(self.tile_size, self.overlap)
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be in 1..100, got {self.quality}")
         object.__setattr__(self, "format", self.tile_format.name)

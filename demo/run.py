@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-import config
-import lambdazoom
+from config import Settings
 from deepzoom import tile_path
 from deepzoom.dzi import read_descriptor
 from demo.buckets import open_to_browsers
@@ -25,14 +24,20 @@ from demo.sample import sample_picture
 from demo.web import VIEWER_FILES, viewer_server
 from localaws.buckets import WatchedBuckets
 from localaws.server import LocalS3
+from s3zoom.handling import RetryableFailure, handle_event
 from s3zoom.keys import PyramidKeys
 
 SOURCE_BUCKET = "lambdazoom-source"
 SAMPLE_KEY = "samples/mandelbrot set.jpg"  # a folder and a space, as people name things
 
 
-def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Convert ``images`` (or the demo's own picture), print the viewer's URL, serve until Ctrl-C."""
+def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None) -> None:
+    """Convert ``images`` (or the demo's own picture), print the viewer's URL, serve until Ctrl-C.
+
+    ``settings`` (the environment's, from the command line) are the function's; the demo changes only
+    where OpenSeadragon and the IIIF service are, in a copy of its own.
+    """
+    settings = settings or Settings()
     if not (VIEWER_FILES / "openseadragon.min.js").is_file():
         raise SystemExit(f"OpenSeadragon is not installed in {VIEWER_FILES}: run `npm ci` (or `make demo`)")
     missing = [str(image) for image in images if not image.is_file()]
@@ -44,9 +49,9 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
     os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION="us-east-1")
     with LocalS3() as s3_server, tempfile.TemporaryDirectory(prefix="lambdazoom-demo-") as scratch:
         os.environ["AWS_ENDPOINT_URL"] = s3_server.endpoint_url
-        buckets = WatchedBuckets(s3_server.endpoint_url, SOURCE_BUCKET, config.S3_ZOOM_BUCKET)
-        open_to_browsers(buckets.s3, config.S3_ZOOM_BUCKET)
-        print(f"Local S3 at {s3_server.endpoint_url}: s3://{SOURCE_BUCKET} -> s3://{config.S3_ZOOM_BUCKET}", flush=True)
+        buckets = WatchedBuckets(s3_server.endpoint_url, SOURCE_BUCKET, settings.zoom_bucket)
+        open_to_browsers(buckets.s3, settings.zoom_bucket)
+        print(f"Local S3 at {s3_server.endpoint_url}: s3://{SOURCE_BUCKET} -> s3://{settings.zoom_bucket}", flush=True)
         entries: list[Entry] = []
         try:
             server = viewer_server(entries, host, port)
@@ -59,10 +64,14 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000) -> N
         viewer_url = f"http://{host}:{server.server_address[1]}/"
         # The STEM.html pages in the bucket load OpenSeadragon from this server, so they work offline too;
         # and each image gets a IIIF service too, whose id is its URL in the local zoom bucket.
-        config.OPENSEADRAGON_URL = viewer_url + "openseadragon/"
-        config.IIIF_OUTPUT = True
-        config.IIIF_BASE_URL = f"{s3_server.endpoint_url}/{config.S3_ZOOM_BUCKET}"
-        entries.extend(_convert(buckets, path, key) for key, path in _uploads(images, Path(scratch)).items())
+        demo_settings = settings.replace(
+            openseadragon_url=viewer_url + "openseadragon/",
+            iiif_output=True,
+            iiif_base_url=f"{s3_server.endpoint_url}/{settings.zoom_bucket}",
+        )
+        entries.extend(
+            _convert(buckets, path, key, demo_settings) for key, path in _uploads(images, Path(scratch)).items()
+        )
         print(f"Viewer: {viewer_url}  (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
@@ -111,7 +120,7 @@ def _uploads(images: list[Path], scratch: Path) -> dict[str, Path]:
     return keys
 
 
-def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
+def _convert(buckets: WatchedBuckets, path: Path, key: str, settings: Settings) -> Entry:
     """Upload, then hand the handler each event S3 sent for it, as Lambda would.
 
     A large file goes up in parts, and S3 may send more than one event for it: the later ones find the
@@ -123,11 +132,11 @@ def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
     with _failures_recorded(reasons):
         for event in buckets.drain():
             try:
-                lambdazoom.handler(event, None)
-            except lambdazoom.RetryableFailure as failure:
+                handle_event(event, settings)
+            except RetryableFailure as failure:
                 print(f"{key}: {failure}", file=sys.stderr)
                 reasons.append(str(failure))
-    pyramid = PyramidKeys.for_source(key, config.DEST_PREFIX)
+    pyramid = PyramidKeys.for_source(key, settings.dest_prefix)
     try:
         descriptor = buckets.s3.get_object(Bucket=buckets.zoom_bucket, Key=pyramid.descriptor)["Body"].read()
     except buckets.s3.exceptions.NoSuchKey:
@@ -139,7 +148,7 @@ def _convert(buckets: WatchedBuckets, path: Path, key: str) -> Entry:
     return Entry(
         key,
         descriptor_url=base + quote(pyramid.descriptor),
-        page_url=base + quote(pyramid.page) if config.VIEWER_PAGES else None,
+        page_url=base + quote(pyramid.page) if settings.viewer_pages else None,
         iiif_url=base + quote(pyramid.iiif_prefix + "info.json"),
         thumbnail_url=base + quote(tile_path(pyramid.name, thumbnail_level, 0, 0, extension)),
         size=(geometry.width, geometry.height),

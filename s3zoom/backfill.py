@@ -22,6 +22,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from config import Settings
+
 from . import jobs
 from .clients import session
 from .events import s3_event
@@ -50,6 +52,7 @@ class Listed:
 
 
 def backfill(
+    settings: Settings,
     bucket: str,
     prefix: str = "",
     *,
@@ -61,7 +64,7 @@ def backfill(
 ) -> Tally:
     """Convert (or, with ``invoke``, have the function convert) every image under ``prefix`` that needs it."""
     tally = Tally()
-    listed = list(_listed(bucket, prefix))
+    listed = list(_listed(settings, bucket, prefix))
     with tqdm(total=len(listed), unit="image", disable=None, file=sys.stderr) as bar:
 
         def settle(key: str, outcome: str, reason: str = "") -> None:
@@ -72,7 +75,7 @@ def backfill(
             bar.set_postfix(tally.counts(), refresh=False)
             bar.update()
 
-        todo = _needing_work(bucket, listed, force, settle)
+        todo = _needing_work(settings, bucket, listed, force, settle)
         if dry_run:
             for item in todo:
                 print(f"would {'invoke ' + invoke + ' for' if invoke else 'convert'} s3://{bucket}/{item.key}")
@@ -80,7 +83,7 @@ def backfill(
         elif invoke:
             _invoke_all(invoke, bucket, todo, rate, force, settle)
         else:
-            _convert_all(bucket, todo, workers, force, settle)
+            _convert_all(settings, bucket, todo, workers, force, settle)
     return tally
 
 
@@ -94,18 +97,18 @@ def summary(tally: Tally, invoked: bool, dry_run: bool) -> str:
     return "\n".join(lines)
 
 
-def _listed(bucket: str, prefix: str) -> Iterator[Listed]:
-    pages = jobs.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+def _listed(settings: Settings, bucket: str, prefix: str) -> Iterator[Listed]:
+    pages = jobs.client(settings).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     for page in pages:
         for item in page.get("Contents", []):
             yield Listed(item["Key"], item["Size"], item["ETag"])
 
 
-def _needing_work(bucket: str, listed: list[Listed], force: bool, settle: Any) -> list[Listed]:
+def _needing_work(settings: Settings, bucket: str, listed: list[Listed], force: bool, settle: Any) -> list[Listed]:
     """The objects to convert; the others are settled as ignored or up to date on the way."""
     candidates = []
     for item in listed:
-        if jobs.skip_reason(bucket, item.key) or jobs.unconvertible_reason(item.key):
+        if jobs.skip_reason(settings, bucket, item.key) or jobs.unconvertible_reason(settings, item.key):
             settle(item.key, "ignored")
         else:
             candidates.append(item)
@@ -113,7 +116,7 @@ def _needing_work(bucket: str, listed: list[Listed], force: bool, settle: Any) -
         return candidates
     todo = []
     with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="backfill-check") as pool:
-        checks = {pool.submit(jobs.is_up_to_date, bucket, item.key): item for item in candidates}
+        checks = {pool.submit(jobs.is_up_to_date, settings, bucket, item.key): item for item in candidates}
         try:
             for check in as_completed(checks):
                 item = checks[check]
@@ -132,7 +135,7 @@ def _needing_work(bucket: str, listed: list[Listed], force: bool, settle: Any) -
     return sorted(todo, key=lambda item: item.key)
 
 
-def _convert_all(bucket: str, todo: list[Listed], workers: int, force: bool, settle: Any) -> None:
+def _convert_all(settings: Settings, bucket: str, todo: list[Listed], workers: int, force: bool, settle: Any) -> None:
     """Convert on ``workers`` processes (spawned: boto3 clients do not survive a fork), handing each
     one image at a time, so that Ctrl-C stops after the conversions in progress."""
     context = multiprocessing.get_context("spawn")
@@ -142,7 +145,7 @@ def _convert_all(bucket: str, todo: list[Listed], workers: int, force: bool, set
         try:
             while True:
                 for item in itertools.islice(waiting, workers - len(running)):
-                    running[pool.submit(_convert_here, bucket, item.key, force)] = item.key
+                    running[pool.submit(_convert_here, settings, bucket, item.key, force)] = item.key
                 if not running:
                     return
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -169,15 +172,15 @@ def _quiet_worker() -> None:
     logging.getLogger("lambdazoom").setLevel(logging.CRITICAL)
 
 
-def _convert_here(bucket: str, key: str, force: bool) -> tuple[str, str]:
+def _convert_here(settings: Settings, bucket: str, key: str, force: bool) -> tuple[str, str]:
     """One conversion in a worker process: (outcome, reason)."""
     try:
-        report = jobs.convert(bucket, key, force=force)
+        report = jobs.convert(settings, bucket, key, force=force)
     except jobs.PermanentFailure as failure:
         return "failed", str(failure)
     except Exception as error:  # noqa: BLE001 - named in the summary; the run goes on
         return "failed", f"{type(error).__name__}: {error}"
-    return ("converted" if report["action"] == "converted" else "skipped"), ""
+    return ("converted" if report["action"] == jobs.Outcome.CONVERTED else "skipped"), ""
 
 
 def _invoke_all(function: str, bucket: str, todo: list[Listed], rate: float, force: bool, settle: Any) -> None:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 
-from deepzoom import FORMATS, DeepZoomGeometry, IIIFLayout, iiif_folder, tile_path
+from deepzoom import PyramidNames
 
 MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8 bytes
 # What the longest output key adds to a pyramid's name: a IIIF tile with every number at its most digits,
 # NAME_iiif/{x},{y},{w},{h}/{w},{h}/0/default.webp (a DZI tile, NAME_files/L/C_R.webp, is shorter).
 LONGEST_OUTPUT_SUFFIX = len("_iiif/") + (4 * 10 + 3 + 1) + (2 * 10 + 1 + 1) + len("0/default.webp")
 
-_TILE = re.compile(rf"\d+/\d+_\d+\.(?:{'|'.join(FORMATS)})")
-_IIIF_FILE = re.compile(rf"info\.json|(?:full|\d+,\d+,\d+,\d+)/(?:max|\d+,\d+)/0/default\.(?:{'|'.join(FORMATS)})")
-
 
 @dataclass(frozen=True)
-class PyramidKeys:
-    """``photos/a b.jpg`` under prefix ``zoom/`` is ``zoom/photos/a b.dzi`` and ``zoom/photos/a b_files/...``."""
-
-    name: str
+class PyramidKeys(PyramidNames):
+    """A source's pyramid in the zoom bucket: ``photos/a b.jpg`` under prefix ``zoom/`` is ``zoom/photos/a b.dzi``,
+    ``zoom/photos/a b_files/...``; the engine's names (deepzoom/naming.py), and the lease beside the tiles."""
 
     @classmethod
     def for_source(cls, source_key: str, dest_prefix: str) -> PyramidKeys:
@@ -29,46 +24,9 @@ class PyramidKeys:
         return cls(dest_prefix + stem)
 
     @property
-    def descriptor(self) -> str:
-        return f"{self.name}.dzi"
-
-    @property
-    def page(self) -> str:
-        """The viewer page beside the descriptor."""
-        return f"{self.name}.html"
-
-    @property
-    def files_prefix(self) -> str:
-        return f"{self.name}_files/"
-
-    @property
     def lease(self) -> str:
         """Held by the one conversion writing this pyramid (see lease.py)."""
-        return f"{self.name}_files/lambdazoom.lease"
-
-    def is_tile(self, key: str) -> bool:
-        """True for ``NAME_files/L/C_R.ext`` only, not for another image's keys that share the prefix."""
-        return key.startswith(self.files_prefix) and _TILE.fullmatch(key[len(self.files_prefix) :]) is not None
-
-    @property
-    def iiif_prefix(self) -> str:
-        return iiif_folder(self.name)
-
-    def is_iiif_file(self, key: str) -> bool:
-        """True for ``NAME_iiif/info.json`` and the IIIF tiles under it, nothing else."""
-        return key.startswith(self.iiif_prefix) and _IIIF_FILE.fullmatch(key[len(self.iiif_prefix) :]) is not None
-
-    def iiif_files(self, layout: IIIFLayout) -> set[str]:
-        """Every key of the IIIF service laid out as ``layout``."""
-        return {self.iiif_prefix + path for path in layout.all_paths()}
-
-    def tiles(self, geometry: DeepZoomGeometry, extension: str) -> set[str]:
-        """Every tile key of a pyramid with ``geometry``."""
-        return {
-            tile_path(self.name, level, column, row, extension)
-            for level in range(geometry.level_count)
-            for column, row, _ in geometry.tiles(level)
-        }
+        return f"{self.files_prefix}lambdazoom.lease"
 
 
 def extension_of(key: str) -> str:

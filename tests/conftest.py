@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import boto3
 import pytest
 
 import config
+import lambdazoom
 from s3zoom import clients, jobs
 
 SOURCE_BUCKET = "lambdazoom-test-source"
@@ -34,19 +36,32 @@ def forget_clients() -> None:
     clients.session.cache_clear()
     clients.s3_client.cache_clear()
     clients.tile_store.cache_clear()
-    jobs._bucket_region.cache_clear()
+    jobs._regions.clear()
 
 
 @pytest.fixture
 def lambda_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """config.py as a deployed function would have it, scratch space in a folder of the test's own."""
+    """The function's settings as a deployment would have them (``lambdazoom.SETTINGS``, which the
+    handler reads), with the test buckets and scratch space in a folder of the test's own."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", ZOOM_BUCKET)
-    monkeypatch.setattr(config, "DEST_PREFIX", "")
-    monkeypatch.setattr(config, "TMP_DIR", str(scratch))
-    monkeypatch.setattr(config, "UPLOAD_CONCURRENCY", 8)
+    settings = config.from_environment({}).replace(zoom_bucket=ZOOM_BUCKET, tmp_dir=str(scratch), upload_concurrency=8)
+    monkeypatch.setattr(lambdazoom, "SETTINGS", settings)
     return scratch
+
+
+def use_settings(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> config.Settings:
+    """Run the handler with these settings changed (``tile_size=32`` changes the tile settings' own)."""
+    tile_fields = {field: changes.pop(field) for field in list(changes) if field in TILE_FIELDS}
+    settings = lambdazoom.SETTINGS
+    if tile_fields:
+        changes["tiles"] = dataclasses.replace(settings.tiles, **tile_fields)
+    settings = settings.replace(**changes)
+    monkeypatch.setattr(lambdazoom, "SETTINGS", settings)
+    return settings
+
+
+TILE_FIELDS = {"tile_size", "overlap", "format", "quality", "background"}
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +75,9 @@ def moto_endpoint() -> Iterator[str]:
 
 def route_tile_puts(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     """Send the tile PUTs of ``jobs`` to the moto server at ``endpoint`` (see ``s3``)."""
-    monkeypatch.setattr(jobs, "_tile_store", lambda bucket: clients.tile_store(bucket, "us-east-1", 3, endpoint))
+    monkeypatch.setattr(
+        jobs, "_tile_store", lambda settings, s3: clients.tile_store(settings.zoom_bucket, "us-east-1", 3, endpoint)
+    )
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-import config
 import deepzoom
+import lambdazoom
 from deepzoom.dzi import read_descriptor
 from s3zoom.keys import PyramidKeys
 
@@ -151,8 +151,8 @@ def require(condition: bool, reason: str) -> None:
 def pyramid_keys(name: str, width: int, height: int) -> list[str]:
     """Every key a conversion writes for an image of that size, under the current config: the
     descriptor, the viewer page (when on) and the tiles."""
-    settings = config.tile_settings()
+    settings = lambdazoom.SETTINGS.tiles
     keys = PyramidKeys(name)
     geometry = deepzoom.DeepZoomGeometry(width, height, settings.tile_size, settings.overlap)
-    page = [keys.page] if config.VIEWER_PAGES else []
+    page = [keys.page] if lambdazoom.SETTINGS.viewer_pages else []
     return sorted([keys.descriptor, *page, *keys.tiles(geometry, settings.format)])

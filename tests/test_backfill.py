@@ -191,7 +191,7 @@ def test_invoke_sends_one_well_formed_event_per_image(lambda_world):
     s3, sent = lambda_world
     kinds = put_mixed_bucket(s3, size=(120, 90))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, kinds["good"][0]), None)  # this one already has its pyramid
-    tally = backfill.backfill(SOURCE_BUCKET, "archive/", invoke="lambdazoom-dev", rate=0)
+    tally = backfill.backfill(lambdazoom.SETTINGS, SOURCE_BUCKET, "archive/", invoke="lambdazoom-dev", rate=0)
     assert (tally.converted, tally.skipped, tally.ignored, tally.failed) == (43 + 3, 1, 3, {})
     assert {call["function"] for call in sent} == {"lambdazoom-dev"}
     assert {call["type"] for call in sent} == {"Event"}, "asynchronous, as S3 invokes"
@@ -209,7 +209,7 @@ def test_invoke_sends_one_well_formed_event_per_image(lambda_world):
     assert descriptors(s3) == expected_descriptors(kinds["good"])
 
     sent.clear()
-    again = backfill.backfill(SOURCE_BUCKET, "archive/", invoke="lambdazoom-dev", rate=0)
+    again = backfill.backfill(lambdazoom.SETTINGS, SOURCE_BUCKET, "archive/", invoke="lambdazoom-dev", rate=0)
     resent = sorted(record.key for call in sent for record in s3_records(json.loads(call["body"])))
     assert resent == sorted(kinds["bad"]), "only the broken ones, which have no pyramid, are sent again"
     assert (again.converted, again.skipped) == (3, 44)
@@ -220,7 +220,7 @@ def test_force_is_carried_in_the_event_and_reconverts(lambda_world):
     upload_image(s3, SOURCE_BUCKET, "archive/one.jpg", sample_image(100, 80))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "archive/one.jpg"), None)
     first = s3.head_object(Bucket=ZOOM_BUCKET, Key="archive/one.dzi")["LastModified"]
-    backfill.backfill(SOURCE_BUCKET, "archive/", invoke="lambdazoom-dev", rate=0, force=True)
+    backfill.backfill(lambdazoom.SETTINGS, SOURCE_BUCKET, "archive/", invoke="lambdazoom-dev", rate=0, force=True)
     (call,) = sent
     event = json.loads(call["body"])
     time.sleep(1.1)  # S3 times are to the second

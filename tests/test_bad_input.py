@@ -9,10 +9,10 @@ import struct
 import zlib
 
 import pytest
+from helpers import sample_image
 from PIL import Image
 
 import deepzoom
-from helpers import sample_image
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients, use_settings
 from helpers import keys_in, pyramid_keys, sample_image, upload_image
 
-import config
 import lambdazoom
 from localaws.proxy import FaultyProxy
-from s3zoom import jobs
+from s3zoom import jobs, zoom
 from s3zoom.events import s3_event
 from s3zoom.keys import PyramidKeys
 from s3zoom.lease import LeaseLost, StemBusy, leased
@@ -57,9 +56,9 @@ def assert_whole_pyramid_of(s3: Any, name: str, source_key: str, size: tuple[int
     assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys(name, *size), "the keys of one pyramid, and no lease left"
     for key in keys_in(s3, ZOOM_BUCKET):
         metadata = s3.head_object(Bucket=ZOOM_BUCKET, Key=key)["Metadata"]
-        assert metadata[jobs.SOURCE_KEY] == hashlib.sha256(source_key.encode()).hexdigest(), key
-        assert metadata[jobs.SOURCE_ETAG] == current["ETag"].strip('"'), key
-        assert metadata[jobs.SOURCE_VERSION] == current.get("VersionId", ""), key
+        assert metadata[zoom.SOURCE_KEY] == hashlib.sha256(source_key.encode()).hexdigest(), key
+        assert metadata[zoom.SOURCE_ETAG] == current["ETag"].strip('"'), key
+        assert metadata[zoom.SOURCE_VERSION] == current.get("VersionId", ""), key
 
 
 def outcomes(caplog: pytest.LogCaptureFixture, key: str) -> list[str]:
@@ -209,15 +208,15 @@ def test_a_lost_lease_publishes_nothing(s3, monkeypatch, caplog):
         return real_put(self, path, data, content_type)
 
     monkeypatch.setattr(jobs.S3Sink, "put", put_then_steal)
-    monkeypatch.setattr(config, "UPLOAD_CONCURRENCY", 1)
+    use_settings(monkeypatch, upload_concurrency=1)
     with pytest.raises(LeaseLost):
-        jobs.convert(SOURCE_BUCKET, "f.jpg")
+        jobs.convert(lambdazoom.SETTINGS, SOURCE_BUCKET, "f.jpg")
     assert not [key for key in keys_in(s3, ZOOM_BUCKET) if key.endswith(".dzi")]
 
 
 def test_the_lease_is_released_when_a_conversion_fails(s3):
     s3.put_object(Bucket=SOURCE_BUCKET, Key="g.jpg", Body=b"not an image at all")
     with pytest.raises(jobs.PermanentFailure):
-        jobs.convert(SOURCE_BUCKET, "g.jpg")
+        jobs.convert(lambdazoom.SETTINGS, SOURCE_BUCKET, "g.jpg")
     with pytest.raises(ClientError):
         s3.head_object(Bucket=ZOOM_BUCKET, Key=PyramidKeys("g").lease)

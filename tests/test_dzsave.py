@@ -6,10 +6,10 @@ PNG tiles on both sides, so JPEG noise cannot hide a misplaced or mis-averaged p
 from pathlib import Path
 
 import pytest
+from helpers import convert, psnr, sample_image, tile_files
 from PIL import Image
 
 from deepzoom.dzi import read_descriptor
-from helpers import convert, psnr, sample_image, tile_files
 
 pyvips = pytest.importorskip("pyvips", reason="pyvips (with pyvips-binary) is a test dependency")
 

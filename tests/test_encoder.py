@@ -5,10 +5,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from helpers import sample_image
 from PIL import Image
 
 from deepzoom.formats import FORMATS, TileEncoder
-from helpers import sample_image
 
 
 def pillow_bytes(tile: Image.Image, format_name: str, quality: int) -> bytes:

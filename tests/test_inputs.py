@@ -8,9 +8,8 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms, ImageOps
-
 from helpers import assemble_level, convert, grey_icc_profile, psnr, sample_image, tile_files
+from PIL import Image, ImageCms, ImageOps
 
 WIDTH, HEIGHT = 300, 220  # not square, so a wrong rotation changes the size
 pyvips = pytest.importorskip("pyvips", reason="pyvips makes the tiled TIFFs and ICC profiles")

@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients, use_settings
 from helpers import keys_in, pyramid_keys, sample_image, upload_image
 
-import config
 import deepzoom
 import lambdazoom
 from localaws.proxy import FaultyProxy
@@ -41,7 +40,7 @@ def test_real_events_convert_with_keys_intact(stack, key, caplog):
     stem = key.rsplit(".", 1)[0]
     assert keys_in(stack.s3, ZOOM_BUCKET) == pyramid_keys(stem, 600, 300)
     metadata = stack.s3.head_object(Bucket=ZOOM_BUCKET, Key=f"{stem}_files/0/0_0.jpg")["Metadata"]
-    assert metadata["lambdazoom-settings"] == config.settings_fingerprint()
+    assert metadata["lambdazoom-settings"] == lambdazoom.SETTINGS.fingerprint
 
 
 def test_real_delete_event_removes_the_pyramid(stack):
@@ -61,8 +60,10 @@ def test_slowdown_and_dropped_connections_still_give_the_identical_pyramid(stack
     reference = tmp_path / "reference"
     source = tmp_path / "storm.jpg"
     source.write_bytes(stack.s3.get_object(Bucket=SOURCE_BUCKET, Key="storm.jpg")["Body"].read())
-    deepzoom.write_pyramid(deepzoom.open_image(source, config.LIMITS), deepzoom.DirectorySink(reference), "storm")
-    monkeypatch.setattr(config, "S3_RETRY_MODE", "standard")  # adaptive mode would pace the test itself
+    deepzoom.write_pyramid(
+        deepzoom.open_image(source, lambdazoom.SETTINGS.limits), deepzoom.DirectorySink(reference), "storm"
+    )
+    use_settings(monkeypatch, s3_retry_mode="standard")  # adaptive mode would pace the test itself
     with FaultyProxy(stack.endpoint_url, fail_puts=0.25, drop_puts=0.1, seed=3) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
         forget_clients()
@@ -104,7 +105,7 @@ def test_an_https_endpoint_with_a_certificate_authority_of_its_own(stack, monkey
     ca, certificate, key = make_certificates(tmp_path)
     upload_image(stack.s3, SOURCE_BUCKET, "vault/secure scan.jpg", sample_image(500, 300))
     event = stack.next_event()
-    monkeypatch.setattr(config, "S3_MAX_ATTEMPTS", 1)  # a refused certificate is not worth retrying here
+    use_settings(monkeypatch, s3_max_attempts=1)  # a refused certificate is not worth retrying here
     with TlsProxy(stack.endpoint_url, certificate, key) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
         forget_clients()

@@ -8,18 +8,18 @@ import logging
 import shutil
 
 import pytest
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, use_settings
 from helpers import keys_in, pyramid_keys, sample_image, upload_image
 from PIL import Image
 
-import config
 import deepzoom
 import lambdazoom
 from deepzoom.dzi import read_descriptor
-from s3zoom import jobs
+from s3zoom import cli, handling, jobs, scratch, zoom
 from s3zoom.events import s3_event
 from s3zoom.keys import PyramidKeys
 from s3zoom.sink import S3Sink
+from s3zoom.zoom import ZoomBucket
 
 
 def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
@@ -38,15 +38,15 @@ def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
     assert read_descriptor(descriptor["Body"].read())[0] == deepzoom.DeepZoomGeometry(700, 450)
     tile = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b_files/10/1_0.jpg")
     assert tile["ContentType"] == "image/jpeg"
-    assert tile["CacheControl"] == config.CACHE_CONTROL
+    assert tile["CacheControl"] == lambdazoom.SETTINGS.cache_control
     assert Image.open(io.BytesIO(tile["Body"].read())).size == (1 + 254 + 1, 254 + 1)  # interior column, top row
-    assert descriptor["Metadata"][jobs.SETTINGS] == config.settings_fingerprint()
+    assert descriptor["Metadata"][zoom.SETTINGS] == lambdazoom.SETTINGS.fingerprint
     page = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b.html")
     assert page["ContentType"] == "text/html; charset=utf-8"
     html = page["Body"].read().decode()
     assert '"tileSources": "a%20b.dzi"' in html, "the descriptor beside the page, by a relative URL"
     assert (
-        f'<script src="{config.OPENSEADRAGON_URL}openseadragon.min.js" integrity="{config.OPENSEADRAGON_SRI}" '
+        f'<script src="{lambdazoom.SETTINGS.openseadragon_url}openseadragon.min.js" integrity="{lambdazoom.SETTINGS.openseadragon_sri}" '
         'crossorigin="anonymous">' in html
     )
 
@@ -76,7 +76,7 @@ def test_keys_are_decoded_as_s3_encodes_them(s3, key, encoded):
 
 
 def test_dest_prefix_and_every_record(s3, monkeypatch):
-    monkeypatch.setattr(config, "DEST_PREFIX", "zoom/")
+    use_settings(monkeypatch, dest_prefix="zoom/")
     event = {"Records": []}
     for name in ("one.jpg", "two.png", "three.webp"):
         upload_image(s3, SOURCE_BUCKET, name, sample_image(30, 20), name.rsplit(".", 1)[1].replace("jpg", "jpeg"))
@@ -112,7 +112,7 @@ def test_redelivered_event_does_no_work(s3, caplog):
 def test_changed_settings_reconvert(s3, monkeypatch):
     upload_image(s3, SOURCE_BUCKET, "img.jpg", sample_image(300, 200))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "img.jpg"), None)
-    monkeypatch.setattr(config, "TILE_FORMAT", "png")
+    use_settings(monkeypatch, format="png")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "img.jpg"), None)["done"] == 1
     assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("img", 300, 200)
     assert all(key.endswith(".png") for key in keys_in(s3, ZOOM_BUCKET, "img_files/"))
@@ -122,7 +122,7 @@ def test_switching_viewer_pages_off_reconverts_and_takes_the_page_away(s3, monke
     upload_image(s3, SOURCE_BUCKET, "pic.jpg", sample_image(300, 200))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "pic.jpg"), None)
     assert "pic.html" in keys_in(s3, ZOOM_BUCKET)
-    monkeypatch.setattr(config, "VIEWER_PAGES", False)
+    use_settings(monkeypatch, viewer_pages=False)
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "pic.jpg"), None)["done"] == 1
     assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("pic", 300, 200)
     assert "pic.html" not in keys_in(s3, ZOOM_BUCKET)
@@ -132,17 +132,17 @@ def test_a_sweep_that_fails_is_finished_by_the_retry(s3, monkeypatch):
     upload_image(s3, SOURCE_BUCKET, "plan.jpg", sample_image(1200, 900))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "plan.jpg"), None)
     upload_image(s3, SOURCE_BUCKET, "plan.jpg", sample_image(300, 100))
-    real_delete = jobs._delete
+    real_delete = ZoomBucket.delete
 
-    def fails_on_tiles_once(client, keys):
+    def fails_on_tiles_once(self, keys):
         keys = list(keys)
         if any("_files/" in key for key in keys) and not fails_on_tiles_once.failed:
             fails_on_tiles_once.failed = True
             raise ConnectionResetError("network went away")
-        return real_delete(client, keys)
+        return real_delete(self, keys)
 
     fails_on_tiles_once.failed = False
-    monkeypatch.setattr(jobs, "_delete", fails_on_tiles_once)
+    monkeypatch.setattr(ZoomBucket, "delete", fails_on_tiles_once)
     with pytest.raises(lambdazoom.RetryableFailure, match="network went away"):
         lambdazoom.handler(s3_event(SOURCE_BUCKET, "plan.jpg"), None)
     assert "plan.dzi" not in keys_in(s3, ZOOM_BUCKET), "nothing marks the conversion done"
@@ -161,13 +161,13 @@ def test_smaller_reupload_leaves_no_orphans(s3):
 
 
 def test_delete_event_removes_everything_in_batches(s3, monkeypatch):
-    monkeypatch.setattr(config, "TILE_SIZE", 32)  # about 250 tiles...
-    monkeypatch.setattr(jobs, "DELETE_BATCH", 40)  # ...so several DeleteObjects batches (1000 in production)
+    use_settings(monkeypatch, tile_size=32)  # about 250 tiles...
+    monkeypatch.setattr(zoom, "DELETE_BATCH", 40)  # ...so several DeleteObjects batches (1000 in production)
     upload_image(s3, SOURCE_BUCKET, "gone.png", sample_image(400, 400), "PNG")
     upload_image(s3, SOURCE_BUCKET, "gone_files/keep.jpg", sample_image(20, 20))  # another image sharing the prefix
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png"), None)
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone_files/keep.jpg"), None)
-    assert len(keys_in(s3, ZOOM_BUCKET, "gone_files/")) > 5 * jobs.DELETE_BATCH
+    assert len(keys_in(s3, ZOOM_BUCKET, "gone_files/")) > 5 * zoom.DELETE_BATCH
     s3.delete_object(Bucket=SOURCE_BUCKET, Key="gone.png")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "gone.png", "ObjectRemoved:Delete"), None)["done"] == 1
     assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("gone_files/keep", 20, 20)
@@ -202,8 +202,8 @@ def test_malformed_event_is_retryable_never_a_type_error(s3):
 
 def test_zoom_bucket_as_source_does_not_loop(s3, monkeypatch, caplog):
     caplog.set_level(logging.INFO, "lambdazoom")
-    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", SOURCE_BUCKET)
-    lambdazoom._warn_if_zoom_bucket_is_unprefixed_source.cache_clear()
+    use_settings(monkeypatch, zoom_bucket=SOURCE_BUCKET)
+    monkeypatch.setattr(handling, "_warned", set())
     upload_image(s3, SOURCE_BUCKET, "pic.jpg", sample_image(300, 300))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "pic.jpg"), None)["done"] == 1
     written = [key for key in keys_in(s3, SOURCE_BUCKET) if key != "pic.jpg"]
@@ -213,8 +213,8 @@ def test_zoom_bucket_as_source_does_not_loop(s3, monkeypatch, caplog):
 
 
 def test_dest_prefix_keeps_outputs_apart_in_one_bucket(s3, monkeypatch):
-    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", SOURCE_BUCKET)
-    monkeypatch.setattr(config, "DEST_PREFIX", "zoom/")
+    use_settings(monkeypatch, zoom_bucket=SOURCE_BUCKET)
+    use_settings(monkeypatch, dest_prefix="zoom/")
     upload_image(s3, SOURCE_BUCKET, "in/pic.jpg", sample_image(30, 30))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "in/pic.jpg"), None)
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "zoom/in/pic_files/0/0_0.jpg"), None)["skipped"] == 1
@@ -243,14 +243,14 @@ def test_crash_mid_pyramid_publishes_nothing_and_the_retry_completes(s3, monkeyp
 
 
 def test_s3_errors_are_retryable(s3, monkeypatch):
-    monkeypatch.setattr(config, "S3_ZOOM_BUCKET", "lambdazoom-no-such-bucket")
+    use_settings(monkeypatch, zoom_bucket="lambdazoom-no-such-bucket")
     upload_image(s3, SOURCE_BUCKET, "x.jpg", sample_image(30, 30))
     with pytest.raises(lambdazoom.RetryableFailure, match="x.jpg.*NoSuchBucket"):
         lambdazoom.handler(s3_event(SOURCE_BUCKET, "x.jpg"), None)
 
 
 def test_bugs_are_retryable_not_type_errors(s3, monkeypatch):
-    def broken(bucket, key, **options):
+    def broken(settings, bucket, key, **options):
         raise TypeError("a bug")
 
     monkeypatch.setattr(jobs, "convert", broken)
@@ -271,7 +271,7 @@ def test_object_deleted_before_conversion_is_skipped(s3):
 
 def test_cli_error_for_a_bad_url():
     with pytest.raises(SystemExit):
-        lambdazoom.main(["convert", "http://not-s3/x.jpg"])
+        cli.main(["convert", "http://not-s3/x.jpg"])
 
 
 @pytest.mark.parametrize("removed", ["shared.xmp", "shared", "shared.png"])
@@ -308,10 +308,10 @@ def test_scratch_left_by_a_timed_out_invocation_is_removed(s3, lambda_config):
     stale = lambda_config / "lambdazoom-killed"
     (stale / "big").mkdir(parents=True)
     (stale / "big" / "source.jpg").write_bytes(b"x" * 1000)
-    (stale / jobs.SCRATCH_MARK).touch()
+    (stale / scratch.MARK).touch()
     not_ours = lambda_config / "lambdazoom-report"  # another program's folder with a name like ours
     not_ours.mkdir()
-    old = time.time() - jobs.STALE_SCRATCH_SECONDS - 60
+    old = time.time() - scratch.STALE_SECONDS - 60
     os.utime(stale, (old, old))
     os.utime(not_ours, (old, old))
     recent = lambda_config / "lambdazoom-running"  # another conversion still at work
@@ -322,10 +322,13 @@ def test_scratch_left_by_a_timed_out_invocation_is_removed(s3, lambda_config):
 
 
 def test_iiif_service_beside_the_pyramid_follows_its_source(s3, monkeypatch):
-    monkeypatch.setattr(config, "IIIF_OUTPUT", True)
-    monkeypatch.setattr(config, "IIIF_BASE_URL", "https://zoom.example.org/")
-    monkeypatch.setattr(config, "IIIF_TILE_SIZE", 128)
-    monkeypatch.setattr(config, "DEST_PREFIX", "zoom/")
+    use_settings(
+        monkeypatch,
+        iiif_output=True,
+        iiif_base_url="https://zoom.example.org/",
+        iiif_tile_size=128,
+        dest_prefix="zoom/",
+    )
     upload_image(s3, SOURCE_BUCKET, "maps/old town.jpg", sample_image(700, 300))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "maps/old town.jpg"), None)["done"] == 1
     keys = PyramidKeys("zoom/maps/old town")
@@ -346,26 +349,17 @@ def test_iiif_service_beside_the_pyramid_follows_its_source(s3, monkeypatch):
     assert keys_in(s3, ZOOM_BUCKET) == []
 
 
-def test_iiif_without_a_base_url_is_an_error_that_names_the_setting(s3, monkeypatch, caplog):
-    monkeypatch.setattr(config, "IIIF_OUTPUT", True)
-    monkeypatch.setattr(config, "IIIF_BASE_URL", "")
-    upload_image(s3, SOURCE_BUCKET, "x.jpg", sample_image(50, 50))
-    with pytest.raises(lambdazoom.RetryableFailure, match="IIIF_BASE_URL"):
-        lambdazoom.handler(s3_event(SOURCE_BUCKET, "x.jpg"), None)
-    assert keys_in(s3, ZOOM_BUCKET) == []
-
-
 def test_a_pyramid_made_before_key_hashes_still_has_an_owner(s3):
     """Pyramids of earlier versions carry the URL-quoted key: deleting another source with its stem leaves them."""
     upload_image(s3, SOURCE_BUCKET, "a.jpg", sample_image(60, 40))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.jpg"), None)["done"] == 1
     descriptor = s3.get_object(Bucket=ZOOM_BUCKET, Key="a.dzi")
-    metadata = {name: value for name, value in descriptor["Metadata"].items() if name != jobs.SOURCE_KEY}
+    metadata = {name: value for name, value in descriptor["Metadata"].items() if name != zoom.SOURCE_KEY}
     s3.put_object(
         Bucket=ZOOM_BUCKET,
         Key="a.dzi",
         Body=descriptor["Body"].read(),
-        Metadata={**metadata, jobs.OLD_SOURCE_KEY: "a.jpg"},
+        Metadata={**metadata, zoom.OLD_SOURCE_KEY: "a.jpg"},
     )
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.png", "ObjectRemoved:Delete"), None)["skipped"] == 1
     assert "a.dzi" in keys_in(s3, ZOOM_BUCKET)

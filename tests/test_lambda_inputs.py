@@ -8,17 +8,16 @@ import json
 import logging
 
 import pytest
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, use_settings
+from helpers import keys_in, sample_image
 from PIL import Image
+from test_bad_input import jpeg_bytes, png_header
 
-import config
 import deepzoom
 import lambdazoom
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from deepzoom.dzi import read_descriptor
-from helpers import keys_in, sample_image
 from s3zoom import jobs
 from s3zoom.events import s3_event
-from test_bad_input import jpeg_bytes, png_header
 
 
 def encoded(image: Image.Image, image_format: str, **options) -> bytes:
@@ -104,17 +103,20 @@ def test_an_image_over_the_functions_memory_is_refused_from_its_header_before_do
     """Admission: a ranged GET of the header decides, and the reason names both figures."""
     photo = encoded(sample_image(1500, 1000), "JPEG", progressive=True)
     fits_streamed = deepzoom.estimated_peak(Image.open(io.BytesIO(encoded(sample_image(1500, 1000), "JPEG"))), True)
-    monkeypatch.setattr(config, "LIMITS", dataclasses.replace(config.LIMITS, memory=fits_streamed + 2**20))
-    scratch_folders = []
-    monkeypatch.setattr(jobs.tempfile, "TemporaryDirectory", lambda *args, **kwargs: scratch_folders.append(args))
+    use_settings(monkeypatch, limits=dataclasses.replace(lambdazoom.SETTINGS.limits, memory=fits_streamed + 2**20))
+    downloads = []
+    monkeypatch.setattr(jobs, "scratch_folder", lambda *args: downloads.append(args))
     s3.put_object(Bucket=SOURCE_BUCKET, Key="big.jpg", Body=photo)
     caplog.set_level(logging.INFO, "lambdazoom")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "big.jpg"), None) == {"done": 0, "skipped": 0, "failed": 1}
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if '"failed"' in r.getMessage()]
     needed = deepzoom.estimated_peak(Image.open(io.BytesIO(photo)), False)
     assert f"needs about {needed / 2**20:,.0f} MB" in line["reason"]
-    assert f"the {config.LIMITS.memory / 2**20:,.0f} MB there are" in line["reason"] and "progressive" in line["reason"]
-    assert scratch_folders == [], "refused before any download"
+    assert (
+        f"the {lambdazoom.SETTINGS.limits.memory / 2**20:,.0f} MB there are" in line["reason"]
+        and "progressive" in line["reason"]
+    )
+    assert downloads == [], "refused from the header, before any download"
     assert keys_in(s3, ZOOM_BUCKET) == []
 
 

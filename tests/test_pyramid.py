@@ -3,11 +3,11 @@
 import threading
 
 import pytest
+from helpers import assemble_level, convert, psnr, sample_image
 from PIL import Image
 
 import deepzoom
 from deepzoom.dzi import read_descriptor
-from helpers import assemble_level, convert, psnr, sample_image
 
 
 class RecordingSink:
@@ -101,3 +101,26 @@ def test_a_failing_progress_callback_is_not_lost(tmp_path):
     with pytest.raises(ValueError, match="fell over"):
         deepzoom.write_pyramid(opened(tmp_path), sink, "image", progress=broken)
     assert not any(path.endswith(".dzi") for path, _, _ in sink.puts)
+
+
+def test_after_the_first_failed_tile_no_more_are_encoded_or_sent(tmp_path):
+    """Tiles queued behind a failure are dropped: only those already in a worker's hands finish."""
+    source = tmp_path / "big.png"
+    sample_image(2000, 1500).save(source)
+
+    class FailingSink:
+        def __init__(self) -> None:
+            self.puts = 0
+            self.lock = threading.Lock()
+
+        def put(self, path: str, data: bytes, content_type: str) -> None:
+            with self.lock:
+                self.puts += 1
+                if self.puts == 5:
+                    raise OSError("disk full")
+
+    sink = FailingSink()
+    workers = 4
+    with pytest.raises(OSError, match="disk full"):
+        deepzoom.write_pyramid(deepzoom.open_image(source), sink, "big", workers=workers)
+    assert sink.puts <= 5 + (workers - 1), sink.puts

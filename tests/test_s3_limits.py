@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 
-import config
-import lambdazoom
-from conftest import SOURCE_BUCKET, ZOOM_BUCKET
+from conftest import SOURCE_BUCKET, ZOOM_BUCKET, use_settings
 from helpers import keys_in, sample_image, upload_image
-from s3zoom import jobs
+
+import lambdazoom
+from s3zoom import zoom
 from s3zoom.events import s3_event
 
 S3_METADATA_BYTES = 2048  # names and values of all x-amz-meta-* headers, as UTF-8
@@ -31,7 +31,9 @@ def test_a_long_unicode_key_keeps_every_objects_metadata_under_2_kb(s3):
 
 
 def test_the_marker_of_a_1000_byte_key_is_small():
-    marker = jobs._marker("k" * 996 + ".jpg", {"ETag": '"' + "e" * 32 + '-9999"', "VersionId": "v" * 32})
+    marker = zoom.marker(
+        "k" * 996 + ".jpg", {"ETag": '"' + "e" * 32 + '-9999"', "VersionId": "v" * 32}, lambdazoom.SETTINGS
+    )
     assert sum(len(f"x-amz-meta-{name}") + len(value) for name, value in marker.items()) < 400
 
 
@@ -46,15 +48,18 @@ def test_a_key_whose_outputs_would_pass_1024_bytes_is_refused_before_any_work(s3
 
 
 def test_descriptors_pages_and_iiif_info_are_revalidated_while_tiles_are_cached(s3, monkeypatch):
-    monkeypatch.setattr(config, "IIIF_OUTPUT", True)
-    monkeypatch.setattr(config, "IIIF_BASE_URL", "https://zoom.example.org")
+    use_settings(monkeypatch, iiif_output=True, iiif_base_url="https://zoom.example.org")
     upload_image(s3, SOURCE_BUCKET, "a.jpg", sample_image(600, 400))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.jpg"), None)["done"] == 1
     for index in ("a.dzi", "a.html", "a_iiif/info.json"):
-        assert s3.head_object(Bucket=ZOOM_BUCKET, Key=index)["CacheControl"] == config.INDEX_CACHE_CONTROL == "no-cache"
+        assert (
+            s3.head_object(Bucket=ZOOM_BUCKET, Key=index)["CacheControl"]
+            == lambdazoom.SETTINGS.index_cache_control
+            == "no-cache"
+        )
     tiles = [key for key in keys_in(s3, ZOOM_BUCKET) if key.endswith(".jpg")]
     assert tiles and {s3.head_object(Bucket=ZOOM_BUCKET, Key=key)["CacheControl"] for key in tiles} == {
-        config.CACHE_CONTROL
+        lambdazoom.SETTINGS.cache_control
     }
 
 
@@ -70,7 +75,7 @@ def test_a_hand_written_page_survives_conversion_and_deletion(s3):
 
 
 def test_with_viewer_pages_off_a_page_not_ours_is_not_swept(s3, monkeypatch):
-    monkeypatch.setattr(config, "VIEWER_PAGES", False)
+    use_settings(monkeypatch, viewer_pages=False)
     s3.put_object(Bucket=ZOOM_BUCKET, Key="docs.html", Body=b"<p>docs</p>")
     upload_image(s3, SOURCE_BUCKET, "docs.png", sample_image(40, 30), "PNG")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "docs.png"), None)["done"] == 1
@@ -98,10 +103,10 @@ def test_the_default_openseadragon_integrity_is_that_of_the_pinned_package():
     root = Path(__file__).resolve().parent.parent
     lock = json.loads((root / "package-lock.json").read_text())
     version = lock["packages"]["node_modules/openseadragon"]["version"]
-    assert f"/openseadragon/{version}/" in config.OPENSEADRAGON_URL
+    assert f"/openseadragon/{version}/" in lambdazoom.SETTINGS.openseadragon_url
     script = root / "node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
     digest = base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
-    assert config.OPENSEADRAGON_SRI == f"sha384-{digest}"
+    assert lambdazoom.SETTINGS.openseadragon_sri == f"sha384-{digest}"
 
 
 def test_hand_made_tiles_at_a_pyramids_keys_are_neither_overwritten_nor_deleted(s3, caplog):

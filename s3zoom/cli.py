@@ -1,0 +1,112 @@
+"""The command line: ``python -m lambdazoom convert | backfill | demo`` (see ``--help``).
+
+The same work as the Lambda function, from a shell: settings from the environment, read once
+here (a bad one is one line, exit 2), credentials from the usual places.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import config
+
+from .events import S3Record
+from .handling import handle_record
+from .jobs import Outcome
+
+
+def parse_s3_prefix(url: str) -> tuple[str, str]:
+    """``s3://BUCKET[/PREFIX]`` as (bucket, prefix)."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
+        raise argparse.ArgumentTypeError(f"expected s3://BUCKET or s3://BUCKET/PREFIX, got {url!r}")
+    return bucket, prefix
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://BUCKET/KEY`` as (bucket, key)."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket or not key:
+        raise argparse.ArgumentTypeError(f"expected s3://BUCKET/KEY, got {url!r}")
+    return bucket, key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lambdazoom", description="LambdaZoom: Deep Zoom pyramids of images in S3, from a shell."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser("convert", help="convert one object, as the Lambda function would")
+    convert.add_argument("url", type=parse_s3_url, help="s3://BUCKET/KEY")
+    backfilling = commands.add_parser("backfill", help="convert what is already in a bucket (skips what is up to date)")
+    backfilling.add_argument("url", type=parse_s3_prefix, help="s3://BUCKET or s3://BUCKET/PREFIX")
+    backfilling.add_argument("--workers", type=int, default=2, help="conversions at once, here (default: 2)")
+    backfilling.add_argument("--invoke", metavar="FUNCTION", help="have the deployed function convert, one event each")
+    backfilling.add_argument(
+        "--rate", type=float, default=10.0, help="with --invoke: invocations a second (default 10)"
+    )
+    backfilling.add_argument("--force", action="store_true", help="convert even pyramids that are up to date")
+    backfilling.add_argument("--dry-run", action="store_true", help="only list what would be converted")
+    demo = commands.add_parser("demo", help="convert images on a local S3 and show them in OpenSeadragon")
+    demo.add_argument("images", nargs="*", type=Path, help="image files (default: a picture the demo makes)")
+    demo.add_argument("--host", default="127.0.0.1", help="the viewer's address (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="the viewer's port (default: 8000; 0 picks a free one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(message)s", stream=sys.stderr
+    )  # "lambdazoom" logs at LOG_LEVEL
+    try:
+        settings = config.from_environment()
+    except config.SettingsError as error:
+        print(f"lambdazoom: bad setting: {error}", file=sys.stderr)
+        return 2
+    logging.getLogger("lambdazoom").setLevel(settings.log_level.upper())
+    if args.command == "demo":
+        from demo import run_demo  # the local S3 behind it is a development dependency
+
+        run_demo(args.images, args.host, args.port, settings)
+        return 0
+    if not _has_credentials():
+        print(
+            "no AWS credentials found: run `aws configure`, or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "backfill":
+        return _backfill(args, settings)
+    bucket, key = args.url
+    outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key), settings)
+    return 0 if outcome != Outcome.FAILED else (2 if error else 1)
+
+
+def _has_credentials() -> bool:
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def _backfill(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Exit status 0 when nothing failed, 1 when something did, 130 when interrupted (run it again to go on)."""
+    from . import backfill
+
+    bucket, prefix = args.url
+    try:
+        tally = backfill.backfill(
+            settings,
+            bucket,
+            prefix,
+            workers=args.workers,
+            invoke=args.invoke,
+            rate=args.rate,
+            force=args.force,
+            dry_run=args.dry_run,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to go on where it stopped", file=sys.stderr)
+        return 130
+    print(backfill.summary(tally, invoked=bool(args.invoke), dry_run=args.dry_run))
+    return 1 if tally.failed else 0

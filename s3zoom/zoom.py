@@ -1,0 +1,206 @@
+"""The zoom bucket, and what in it is LambdaZoom's.
+
+Every object a conversion writes carries a marker in its user metadata: a hash of the source key, the
+source's ETag and version, and the settings' fingerprint. The marker says whether a pyramid is up to
+date (a redelivered event has nothing to do), which source made it, and whether an object is ours at
+all: what carries no marker is someone else's, and is never overwritten or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from config import Settings
+from deepzoom import DeepZoomGeometry, IIIFLayout, TileSettings
+
+from .keys import PyramidKeys
+from .lease import Lease, leased
+
+log = logging.getLogger("lambdazoom")
+
+# User metadata on every object of a pyramid (S3 sends them back lower-cased).
+SOURCE_KEY = "lambdazoom-source-key-sha256"  # a hash: S3 allows 2 KB of metadata, and a key of ü is 2,544 URL-quoted
+OLD_SOURCE_KEY = "lambdazoom-source-key"  # the URL-quoted key, on pyramids made before the hash
+SOURCE_ETAG = "lambdazoom-source-etag"
+SOURCE_VERSION = "lambdazoom-source-version"
+SETTINGS = "lambdazoom-settings"
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
+
+
+def marker(key: str, source: dict[str, Any], settings: Settings) -> dict[str, str]:
+    """What every object of the pyramid records about the source (its HEAD) and settings it was made from."""
+    return {
+        SOURCE_KEY: key_hash(key),
+        SOURCE_ETAG: source["ETag"].strip('"'),
+        SOURCE_VERSION: source.get("VersionId") or "",
+        SETTINGS: settings.fingerprint,
+    }
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def same_marker(metadata: dict[str, str], wanted: dict[str, str]) -> bool:
+    """Was an object with ``metadata`` made from the very source version and settings of ``wanted``?"""
+    if metadata.get(SETTINGS) != wanted[SETTINGS]:
+        return False
+    if wanted[SOURCE_VERSION]:
+        return metadata.get(SOURCE_VERSION) == wanted[SOURCE_VERSION]
+    return metadata.get(SOURCE_ETAG) == wanted[SOURCE_ETAG]
+
+
+def metadata_of(head: dict[str, Any]) -> dict[str, str]:
+    """An object's user metadata with lower-case names: S3 sends them so, but HTTP names are case-blind
+    and some servers (and proxies) capitalise them."""
+    return {name.lower(): value for name, value in head.get("Metadata", {}).items()}
+
+
+def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HEAD of ``s3://bucket/key``, or None if there is no such object."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def is_foreign(found: dict[str, Any] | None) -> bool:
+    """Is this (a HEAD) an object that LambdaZoom did not write (it carries none of our markers)?"""
+    return found is not None and not ({SOURCE_KEY, OLD_SOURCE_KEY} & metadata_of(found).keys())
+
+
+class ZoomBucket:
+    """The zoom bucket of ``settings``, through the boto3 client ``s3``: reading, deleting, and the lease."""
+
+    def __init__(self, s3: Any, settings: Settings) -> None:
+        self.s3 = s3
+        self.settings = settings
+        self.name = settings.zoom_bucket
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        return head(self.s3, self.name, key)
+
+    def lease(self, keys: PyramidKeys, source_key: str) -> AbstractContextManager[Lease]:
+        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time."""
+        return leased(
+            self.s3,
+            self.name,
+            keys.lease,
+            source_key,
+            ttl=self.settings.lease_seconds,
+            wait=self.settings.lease_wait_seconds,
+        )
+
+    def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:
+        """Is the pyramid's ``.dzi`` up, ours, and made from the source and settings of ``wanted``?"""
+        published = self.head(keys.descriptor)
+        return published is not None and not is_foreign(published) and same_marker(metadata_of(published), wanted)
+
+    def owner(self, keys: PyramidKeys) -> str | None:
+        """The hash of the source key recorded on the pyramid's descriptor, or on a tile if there is no descriptor."""
+        found = self.head(keys.descriptor)
+        if found is None:
+            tile = next((key for key in self.listed(keys.files_prefix) if keys.is_tile(key)), None)
+            found = self.head(tile) if tile else None
+        if not found:
+            return None
+        metadata = metadata_of(found)
+        return metadata.get(SOURCE_KEY) or metadata.get(OLD_SOURCE_KEY)
+
+    def ours(self, keys: list[str]) -> list[str]:
+        """Those of ``keys`` that are not someone else's (each of those is left alone, with a warning)."""
+        return [key for key in keys if not self.foreign_kept(key)]
+
+    def foreign_kept(self, key: str) -> bool:
+        """True, with a warning, if ``key`` is someone else's: it is then neither overwritten nor deleted."""
+        if not is_foreign(self.head(key)):
+            return False
+        log.warning("left alone: %s is in the zoom bucket but LambdaZoom did not write it", key)
+        return True
+
+    def foreign_tile(self, keys: PyramidKeys) -> str | None:
+        """A tile at this pyramid's keys that LambdaZoom did not write, judged by a sample (the first, middle
+        and last of the first thousand listed, Deep Zoom and IIIF): a hand-made folder is foreign throughout."""
+        for prefix, is_ours in ((keys.files_prefix, keys.is_tile), (keys.iiif_prefix, keys.is_iiif_file)):
+            answer = self.s3.list_objects_v2(Bucket=self.name, Prefix=prefix)
+            found = [item["Key"] for item in answer.get("Contents", []) if is_ours(item["Key"])]
+            for key in {found[0], found[len(found) // 2], found[-1]} if found else ():
+                if is_foreign(self.head(key)):
+                    return key
+        return None
+
+    def listed(self, prefix: str) -> Iterator[str]:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def retire(self, keys: PyramidKeys) -> None:
+        """Take a published pyramid down: its ``.dzi`` and IIIF ``info.json``, which name its tiles."""
+        self.delete([keys.descriptor, keys.iiif_info])
+
+    def sweep(self, keys: PyramidKeys, size: tuple[int, int], tiles: TileSettings, layout_size: int | None) -> int:
+        """Delete what an earlier pyramid left that one of ``size`` and these settings will not write
+        (with ``layout_size``, the IIIF service's tile size, when there is one)."""
+        geometry = DeepZoomGeometry(*size, tiles.tile_size, tiles.overlap)
+        iiif_files = keys.iiif_files(IIIFLayout(*size, layout_size, tiles.format)) if layout_size else set()
+        deleted = self.delete(self._stale_tiles(keys, keys.tiles(geometry, tiles.format)))
+        deleted += self.delete(self._stale_iiif_files(keys, iiif_files))
+        if not self.settings.viewer_pages:
+            self.delete(self.ours([keys.page]))  # one an earlier conversion may have written
+        return deleted
+
+    def withdraw(self, keys: PyramidKeys) -> int:
+        """Delete every file of the pyramid but its ``.dzi`` (which is not up): its page, tiles and IIIF files.
+        Returns the tiles deleted."""
+        self.delete(self.ours([keys.page]) if self.settings.viewer_pages else [])
+        deleted = self.delete(self._stale_tiles(keys, wanted=set()))
+        return deleted + self.delete(self._stale_iiif_files(keys, wanted=set()))
+
+    def remove(self, keys: PyramidKeys) -> int:
+        """Delete the whole pyramid, ``.dzi`` first, but for what is someone else's; returns the tiles deleted."""
+        self.delete(self.ours([keys.descriptor, keys.page]))
+        foreign = self.foreign_tile(keys)
+        if foreign:
+            log.warning("left alone: %s and the tiles beside it are not LambdaZoom's", foreign)
+            return 0
+        deleted = self.delete(self._stale_tiles(keys, wanted=set()))
+        return deleted + self.delete(self._stale_iiif_files(keys, wanted=set()))
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """Delete ``keys`` in batches of 1000; raise if S3 refuses any of them."""
+        deleted = 0
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == DELETE_BATCH:
+                deleted += self._delete_batch(batch)
+                batch = []
+        if batch:
+            deleted += self._delete_batch(batch)
+        return deleted
+
+    def _delete_batch(self, keys: list[str]) -> int:
+        answer = self.s3.delete_objects(
+            Bucket=self.name, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
+        )
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise RuntimeError(f"could not delete {first['Key']}: {first.get('Code')} {first.get('Message')}")
+        return len(keys)
+
+    def _stale_tiles(self, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
+        """Tiles of an earlier pyramid (bigger, or in another format) that the new grid does not have."""
+        return (found for found in self.listed(keys.files_prefix) if keys.is_tile(found) and found not in wanted)
+
+    def _stale_iiif_files(self, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
+        """IIIF files (``info.json`` first, so no client reads a service losing its tiles) not in ``wanted``."""
+        found = [key for key in self.listed(keys.iiif_prefix) if keys.is_iiif_file(key) and key not in wanted]
+        return iter(sorted(found, key=lambda key: key != keys.iiif_info))

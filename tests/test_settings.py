@@ -1,0 +1,97 @@
+"""Settings are read and checked once, at the start: a bad one is named before anything else happens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_bad_value_is_named_at_once():
+    with pytest.raises(config.SettingsError) as raised:
+        config.from_environment(
+            {"TILE_FORMAT": "gif", "UPLOAD_CONCURRENCY": "many", "S3_RETRY_MODE": "fast", "LEASE_SECONDS": "1"}
+        )
+    message = str(raised.value)
+    for name in ("TILE_FORMAT", "UPLOAD_CONCURRENCY", "S3_RETRY_MODE", "LEASE_SECONDS"):
+        assert name in message, message
+
+
+def test_iiif_output_without_its_base_url_is_a_bad_setting_not_a_failed_conversion():
+    with pytest.raises(config.SettingsError, match="IIIF_BASE_URL"):
+        config.from_environment({"IIIF_OUTPUT": "on"})
+
+
+def test_the_environment_overrides_each_default():
+    settings = config.from_environment(
+        {"S3_ZOOM_BUCKET": "zoom-here", "TILE_SIZE": "510", "TILE_OVERLAP": "0", "VIEWER_PAGES": "off"}
+    )
+    assert (settings.zoom_bucket, settings.tiles.tile_size, settings.tiles.overlap) == ("zoom-here", 510, 0)
+    assert settings.viewer_pages is False
+    assert config.from_environment({}).replace(limits=config.Settings().limits) == config.Settings()
+
+
+def test_settings_cannot_be_changed_in_place():
+    settings = config.Settings()
+    with pytest.raises(AttributeError):
+        settings.zoom_bucket = "elsewhere"  # type: ignore[misc]
+    assert settings.replace(zoom_bucket="elsewhere").zoom_bucket == "elsewhere"
+    assert settings.replace(tiles=settings.tiles).fingerprint == settings.fingerprint
+
+
+class Counter(ThreadingHTTPServer):
+    """Counts every request made to it: a stand-in S3 that must not be called."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Counting)
+        self.requests = 0
+
+
+class _Counting(BaseHTTPRequestHandler):
+    def handle_one_request(self) -> None:
+        self.server.requests += 1  # type: ignore[attr-defined]
+        super().handle_one_request()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-c", "import lambdazoom"],  # what Lambda does at a cold start
+        ["-m", "lambdazoom", "convert", "s3://photos/a.jpg"],
+    ],
+    ids=["cold start", "command line"],
+)
+def test_a_bad_setting_stops_the_start_before_any_s3_call(command):
+    server = Counter()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "TILE_QUALITY": "101",
+        }
+        result = subprocess.run(
+            [sys.executable, *command], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode != 0
+    assert "TILE_QUALITY" in result.stderr and "quality must be in 1..100, got 101" in result.stderr
+    assert server.requests == 0
+    if "-m" in command:
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
