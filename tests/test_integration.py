@@ -20,6 +20,7 @@ import deepzoom
 import lambdazoom
 from localaws.proxy import FaultyProxy
 from localaws.tls import TlsProxy, make_certificates
+from s3zoom import jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,9 @@ def test_s3_sends_a_test_event_that_is_ignored(stack):
     assert lambdazoom.handler(test_event, None) == {"done": 0, "skipped": 0, "failed": 0}
 
 
-@pytest.mark.parametrize("key", ["holiday/beach day.jpg", "tom+jerry.jpg", "straße/東京 ☃.jpg"])
+@pytest.mark.parametrize(
+    "key", ["holiday/beach day.jpg", "tom+jerry.jpg", "straße/東京 ☃.jpg", "what?.jpg", "100%20 off.jpg"]
+)
 def test_real_events_convert_with_keys_intact(stack, key, caplog):
     caplog.set_level("INFO", "lambdazoom")
     upload_image(stack.s3, SOURCE_BUCKET, key, sample_image(600, 300))
@@ -115,3 +118,13 @@ def test_an_https_endpoint_with_a_certificate_authority_of_its_own(stack, monkey
         forget_clients()
         assert lambdazoom.handler(event, None)["done"] == 1
     assert keys_in(stack.s3, ZOOM_BUCKET) == pyramid_keys("vault/secure scan", 500, 300)
+
+
+def test_a_zoom_bucket_in_another_region_gets_puts_signed_for_its_own(stack, monkeypatch):
+    """The tile store is built for the region S3 names in the bucket's HEAD, not the function's own."""
+    stack.s3.create_bucket(Bucket="zoom-in-ireland", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    use_settings(monkeypatch, zoom_bucket="zoom-in-ireland")
+    upload_image(stack.s3, SOURCE_BUCKET, "far.jpg", sample_image(300, 200))
+    assert lambdazoom.handler(stack.next_event(), None)["done"] == 1
+    assert jobs._regions["zoom-in-ireland"] == "eu-west-1"
+    assert keys_in(stack.s3, "zoom-in-ireland") == pyramid_keys("far", 300, 200)
