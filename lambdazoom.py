@@ -28,6 +28,7 @@ logging.getLogger("lambdazoom").setLevel(SETTINGS.log_level.upper())
 __all__ = ["SETTINGS", "RetryableFailure", "handler"]
 
 
-def handler(event: dict[str, Any], context: object = None) -> dict[str, int]:
-    """Handle every record of an S3 event; raise :class:`RetryableFailure` if any may pass on a retry."""
-    return handle_event(event, SETTINGS)
+def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """Handle an S3 notification, an SQS batch of them, an EventBridge event from S3 or an S3 Batch
+    Operations task list; raise :class:`RetryableFailure` where a retry is how the sender is told."""
+    return handle_event(event, SETTINGS, context)

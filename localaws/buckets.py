@@ -47,6 +47,29 @@ class WatchedBuckets:
                 found.append(json.loads(message["Body"]))
                 self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
 
+    def sqs_batch(self, most: int = 10) -> dict[str, Any]:
+        """Up to ``most`` waiting messages, as the event Lambda's SQS event source mapping would send
+        them (the messages stay in the queue, invisible for the queue's visibility timeout)."""
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue, MaxNumberOfMessages=most, WaitTimeSeconds=0, AttributeNames=["All"]
+        )
+        records = [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": self.sqs.meta.region_name,
+            }
+            for message in answer.get("Messages", [])
+        ]
+        return {"Records": records}
+
     def next_event(self) -> dict[str, Any]:
         """The one event waiting (fails if there are none or several)."""
         (event,) = self.drain()

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backfill":
         return _backfill(args, settings)
     bucket, key = args.url
-    outcome, error = handle_record(S3Record("ObjectCreated:Put", bucket, key), settings)
-    return 0 if outcome != Outcome.FAILED else (2 if error else 1)
+    handled = handle_record(S3Record("ObjectCreated:Put", bucket, key), settings)
+    return 0 if handled.outcome != Outcome.FAILED else (2 if handled.retry else 1)
 
 
 def _has_credentials() -> bool:

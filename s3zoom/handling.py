@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
@@ -17,6 +18,15 @@ log = logging.getLogger("lambdazoom")
 _COUNTED_AS = {Outcome.CONVERTED: "done", Outcome.REMOVED: "done", Outcome.FAILED: "failed"}  # the rest: skipped
 
 
+@dataclass(frozen=True)
+class Handled:
+    """What became of one object: its outcome, why it failed if a retry may succeed, and the report's reason."""
+
+    outcome: Outcome
+    retry: str | None = None
+    reason: str = ""
+
+
 class RetryableFailure(RuntimeError):
     """At least one record failed for a reason that may pass (S3, network): Lambda should retry.
 
@@ -24,32 +34,49 @@ class RetryableFailure(RuntimeError):
     """
 
 
-def handle_event(event: Any, settings: Settings) -> dict[str, int]:
-    """Handle every record of an S3 event: convert created objects, remove deleted ones.
+def handle_event(event: Any, settings: Settings, context: Any = None) -> dict[str, Any]:
+    """Handle an event of any shape the function is sent, and answer as its sender expects.
 
-    Never lets a ``TypeError`` escape: Zappa would take it for a signature
-    mismatch and call the handler again with fewer arguments.
+    S3 notifications (directly, or by S3 itself) and EventBridge events: convert created objects,
+    remove deleted ones, and raise :class:`RetryableFailure` if any failed for a reason that may pass.
+    SQS batches and S3 Batch Operations get the answers their services read (see sources.py).
+    Never lets a ``TypeError`` escape: Zappa would take it for a signature mismatch and call the
+    handler again with fewer arguments.
     """
+    if isinstance(event, dict) and ("tasks" in event or "source" in event or _first_source(event) == "aws:sqs"):
+        from . import sources  # Powertools, loaded only for the shapes that need it
+
+        if sources.is_sqs(event):
+            return sources.handle_sqs(event, settings, handle_record, context)
+        if sources.is_batch_operations(event):
+            return sources.handle_batch_operations(event, settings, handle_record)
+        if sources.is_eventbridge(event):
+            record = sources.eventbridge_record(event)
+            return _handle_records([record] if record else [], event, settings)
     try:
         records = s3_records(event)
     except Exception as error:  # noqa: BLE001 - a malformed event must not look like a signature mismatch
         raise RetryableFailure(f"unreadable event: {type(error).__name__}: {error}") from error
+    return _handle_records(records, event, settings)
+
+
+def _handle_records(records: list[S3Record], event: Any, settings: Settings) -> dict[str, int]:
     if not records:
         log.info(json.dumps({"action": Outcome.IGNORED, "reason": "no S3 object records", "event": _describe(event)}))
     counts = {"done": 0, "skipped": 0, "failed": 0}
     errors: list[str] = []
     for record in records:
-        outcome, error = handle_record(record, settings)
-        counts[_COUNTED_AS.get(outcome, "skipped")] += 1
-        if error:
-            errors.append(error)
+        handled = handle_record(record, settings)
+        counts[_COUNTED_AS.get(handled.outcome, "skipped")] += 1
+        if handled.retry:
+            errors.append(handled.retry)
     if errors:
         raise RetryableFailure(f"{len(errors)} of {len(records)} records failed, will retry: {'; '.join(errors)}")
     return counts
 
 
-def handle_record(record: S3Record, settings: Settings) -> tuple[Outcome, str | None]:
-    """Do one record's work and log its report; return its outcome and, for a retryable failure, why."""
+def handle_record(record: S3Record, settings: Settings) -> Handled:
+    """Do one record's work and log its report."""
     _warn_if_zoom_bucket_is_unprefixed_source(record.bucket, settings)
     try:
         if record.created:
@@ -62,13 +89,13 @@ def handle_record(record: S3Record, settings: Settings) -> tuple[Outcome, str | 
         log.error(
             json.dumps({"action": Outcome.FAILED, "bucket": record.bucket, "key": record.key, "reason": str(failure)})
         )
-        return Outcome.FAILED, None
+        return Handled(Outcome.FAILED, reason=str(failure))
     except Exception as error:  # noqa: BLE001 - any other failure is retried, and named
         reason = f"s3://{record.bucket}/{record.key}: {type(error).__name__}: {error}"
         log.exception(json.dumps({"action": "error", "bucket": record.bucket, "key": record.key, "reason": reason}))
-        return Outcome.FAILED, reason
+        return Handled(Outcome.FAILED, retry=reason, reason=reason)
     log.info(json.dumps(report))
-    return Outcome(report["action"]), None
+    return Handled(Outcome(report["action"]), reason=str(report.get("reason", "")))
 
 
 _warned: set[str] = set()
@@ -82,6 +109,14 @@ def _warn_if_zoom_bucket_is_unprefixed_source(bucket: str, settings: Settings) -
             "recognised by name and skipped, but set DEST_PREFIX or use a separate zoom bucket",
             bucket,
         )
+
+
+def _first_source(event: dict[str, Any]) -> Any:
+    """The ``eventSource`` of an event's first record (``aws:s3``, ``aws:sqs``), if it has records."""
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return records[0].get("eventSource")
+    return None
 
 
 def _describe(event: Any) -> str:

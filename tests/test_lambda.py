@@ -184,7 +184,7 @@ def test_delete_event_for_an_object_that_exists_again_keeps_its_pyramid(s3):
     "event",
     [
         {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": SOURCE_BUCKET},
-        {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
+        {"source": "aws.s3", "detail-type": "Object Restore Completed", "detail": {"bucket": {"name": SOURCE_BUCKET}}},
         s3_event(SOURCE_BUCKET, "x.jpg", "ObjectRestore:Completed"),
         {},
     ],

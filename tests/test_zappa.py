@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from helpers import keys_in, require, sample_image, upload_image
+from test_event_sources import batch_operations, eventbridge
 
 from localaws.buckets import WatchedBuckets
 from localaws.server import LocalS3
@@ -82,7 +83,16 @@ def test_package_holds_the_function_and_none_of_the_dev_tools(package):
         unpacked = sum(entry.file_size for entry in archive.infolist())
         settings = archive.read("zappa_settings.py").decode()
     tops = {name.split("/")[0] for name in names}
-    for needed in ("lambdazoom.py", "config.py", "handler.py", "deepzoom", "s3zoom", "PIL", "pillow_heif", "zappa"):
+    for needed in (
+        "lambdazoom.py",
+        "config.py",
+        "deepzoom",
+        "s3zoom",
+        "PIL",
+        "pillow_heif",
+        "obstore",
+        "aws_lambda_powertools",
+    ):
         assert needed in tops, needed
     assert "deepzoom/pyramid.py" in names and "s3zoom/jobs.py" in names
     for unwanted in ("tests", "bench", "localaws", "demo", "node_modules", ".venv", ".venv-lambda", "Makefile"):
@@ -102,7 +112,7 @@ def test_deploy_schedule_and_undeploy(project, local_aws):
     zappa(project, "schedule", "dev", endpoint_url=local_aws)
 
     function = boto3.client("lambda").get_function(FunctionName=FUNCTION)["Configuration"]
-    assert function["Handler"] == "handler.lambda_handler"  # Zappa's; it routes S3 events to lambdazoom.handler
+    assert function["Handler"] == DEV["lambda_handler"] == "lambdazoom.handler"  # ours: Zappa's drops some events
     assert function["Runtime"] == DEV["runtime"] == "python3.13"
     assert function["MemorySize"] == DEV["memory_size"]
     assert function["Timeout"] == DEV["timeout_seconds"]
@@ -164,10 +174,18 @@ def test_production_role_is_as_narrow_for_its_own_buckets():
     least_privilege(production)
 
 
-def test_the_packaged_function_converts_an_event_s3_sent(package, local_aws, tmp_path):
+@pytest.mark.parametrize("shape", ["s3", "eventbridge", "batch operations"])
+def test_the_packaged_function_converts_each_shape_of_event(package, local_aws, tmp_path, shape):
+    """The zip as Lambda runs it, through the entry point the stage names (``lambda_handler``): Zappa's own
+    handler would drop EventBridge and Batch Operations events and return success."""
     stack = WatchedBuckets(local_aws, SOURCE_BUCKET, ZOOM_BUCKET)
-    upload_image(stack.s3, SOURCE_BUCKET, "uploads/first light.jpg", sample_image(700, 500))
-    event = stack.next_event()
+    key = "uploads/first light+☃.jpg"
+    upload_image(stack.s3, SOURCE_BUCKET, key, sample_image(700, 500))
+    event = {
+        "s3": stack.next_event,
+        "eventbridge": lambda: eventbridge("Object Created", key, SOURCE_BUCKET),
+        "batch operations": lambda: batch_operations("2.0", [key], SOURCE_BUCKET),
+    }[shape]()
     task = tmp_path / "task"
     with zipfile.ZipFile(package) as archive:
         archive.extractall(task)
@@ -181,17 +199,32 @@ def test_the_packaged_function_converts_an_event_s3_sent(package, local_aws, tmp
         **DEV["aws_environment_variables"],
         **NO_OUTSIDE,
     }
-    # -S: no site-packages, only what the zip holds (the task folder is the script's own path).
-    invoke = "import handler, json, sys; print(json.dumps(handler.lambda_handler(json.load(sys.stdin), None)))"
+    module, function = DEV["lambda_handler"].rsplit(".", 1)
+    # -S: no site-packages, only what the zip holds (the task folder is the script's own path). The root
+    # handler stands in for the one Lambda's runtime installs.
+    invoke = (
+        f"import json, logging, sys; logging.basicConfig(format='%(message)s'); import {module}; "
+        f"print(json.dumps({module}.{function}(json.load(sys.stdin), None)))"
+    )
     python = LAMBDA_VENV / "bin" / "python"
     done = subprocess.run(
-        [str(python), "-S", "-c", invoke], input=json.dumps(event), cwd=task, env=env, capture_output=True, text=True
+        [str(python), "-S", "-c", invoke],
+        input=json.dumps(event),
+        cwd=task,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"done": 1, "skipped": 0, "failed": 0}
-    logged = [json.loads(line[line.index("{") :]) for line in done.stderr.splitlines() if "{" in line]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if shape == "batch operations":
+        assert answer["results"] == [{"taskId": "task-0", "resultCode": "Succeeded", "resultString": "converted"}]
+    else:
+        assert answer == {"done": 1, "skipped": 0, "failed": 0}
+    logged = [json.loads(line[line.index("{") :]) for line in done.stderr.splitlines() if line.startswith("{")]
     assert [line["action"] for line in logged] == ["converted"]
-    assert logged[0]["key"] == "uploads/first light.jpg"
+    assert logged[0]["key"] == key
     assert "DEBUG" not in done.stderr, "botocore's debug log is off"
     written = keys_in(stack.s3, ZOOM_BUCKET)
-    assert "uploads/first light.dzi" in written and "uploads/first light_files/0/0_0.jpg" in written
+    assert "uploads/first light+☃.dzi" in written and "uploads/first light+☃_files/0/0_0.jpg" in written

@@ -1,0 +1,117 @@
+"""The other ways events reach the function, besides S3 notifying it directly: SQS, EventBridge and
+S3 Batch Operations, each read with Powertools' event data classes and answered as its service expects.
+
+- **SQS** (S3 -> SQS -> Lambda): each message's body is an S3 notification (keys URL-encoded, as S3
+  sends them) or S3's test message. The answer names exactly the messages whose work failed for a
+  reason that may pass (``{"batchItemFailures": [...]}``, with ``ReportBatchItemFailures`` on the event
+  source mapping), so only those are delivered again, and after ``maxReceiveCount`` go to the
+  dead-letter queue. Permanent failures, and messages that are not S3 notifications, are logged and
+  acknowledged.
+- **EventBridge** ``Object Created``/``Object Deleted`` from ``aws.s3``: one object per event. A
+  failure that may pass raises, so Lambda (and then EventBridge) retries it.
+- **S3 Batch Operations** (schema 1.0 and 2.0, one task an invocation): its result, ``Succeeded``,
+  ``TemporaryFailure`` (Batch Operations retries it) or ``PermanentFailure``, with the reason.
+
+Keys: S3 notifications and Batch Operations URL-encode them (``a b+c.jpg`` arrives as ``a+b%2Bc.jpg``),
+as AWS documents; for EventBridge AWS's documentation does not say, and the key is decoded the same
+way, as Powertools' data class does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3BatchOperationEvent, SQSRecord
+from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event import (
+    S3BatchOperationResponse,
+    S3BatchOperationResponseRecord,
+)
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
+
+from config import Settings
+
+from .events import S3Record, s3_records
+from .handling import Handled
+from .jobs import Outcome
+
+Handle = Callable[[S3Record, Settings], Handled]
+
+log = logging.getLogger("lambdazoom")
+
+EVENTBRIDGE_DETAIL_TYPES = {"Object Created": "ObjectCreated:", "Object Deleted": "ObjectRemoved:"}
+
+
+class TransientFailure(RuntimeError):
+    """Work that failed for a reason that may pass: the service should deliver it again."""
+
+
+def is_sqs(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs"
+
+
+def is_eventbridge(event: dict[str, Any]) -> bool:
+    return event.get("source") == "aws.s3" and "detail-type" in event
+
+
+def is_batch_operations(event: dict[str, Any]) -> bool:
+    return "invocationSchemaVersion" in event and "tasks" in event
+
+
+def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, context: Any = None) -> dict[str, Any]:
+    """Do the work of each S3 record of each message with ``handle``; the partial batch response."""
+
+    def message(record: SQSRecord) -> None:
+        try:
+            body = json.loads(record.body)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
+            log.info(json.dumps({"action": "ignored", "reason": "S3 test message", "message": record.message_id}))
+            return
+        records = s3_records(body) if isinstance(body, dict) else []
+        if not records:  # nothing any retry could do: acknowledged, and said
+            log.error(
+                json.dumps({"action": "failed", "message": record.message_id, "reason": "not an S3 notification"})
+            )
+            return
+        errors = [handled.retry for handled in (handle(found, settings) for found in records) if handled.retry]
+        if errors:
+            raise TransientFailure("; ".join(errors))
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(process_partial_response(event=event, record_handler=message, processor=processor, context=context))
+
+
+def eventbridge_record(event: dict[str, Any]) -> S3Record | None:
+    """The object an EventBridge event from S3 is about, or None for another detail type."""
+    found = S3EventBridgeNotificationEvent(event)
+    prefix = EVENTBRIDGE_DETAIL_TYPES.get(EventBridgeEvent(event).detail_type)
+    if prefix is None:
+        return None
+    detail = found.detail
+    return S3Record(prefix + (detail.reason or "EventBridge"), detail.bucket.name, detail.object.key)
+
+
+def handle_batch_operations(event: dict[str, Any], settings: Settings, handle: Handle) -> dict[str, Any]:
+    """Convert each task's object; the response S3 Batch Operations requires, one result per task."""
+    batch = S3BatchOperationEvent(event)
+    force = bool((batch.job.user_arguments or {}).get("force")) if batch.invocation_schema_version == "2.0" else False
+    response = S3BatchOperationResponse(
+        batch.invocation_schema_version, batch.invocation_id, treat_missing_keys_as="PermanentFailure"
+    )
+    for task in batch.tasks:
+        record = S3Record("ObjectCreated:BatchOperations", task.s3_bucket, task.s3_key, force=force)
+        handled = handle(record, settings)
+        if handled.retry:
+            code, text = "TemporaryFailure", handled.retry
+        elif handled.outcome == Outcome.FAILED:
+            code, text = "PermanentFailure", handled.reason
+        else:
+            code, text = "Succeeded", handled.reason or str(handled.outcome)
+        response.add_result(S3BatchOperationResponseRecord(task.task_id, code, text))
+    return response.asdict()
