@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     backfilling.add_argument("--force", action="store_true", help="convert even pyramids that are up to date")
     backfilling.add_argument("--dry-run", action="store_true", help="only list what would be converted")
+    wiring = commands.add_parser("wire", help="set up a stage's queues, mapping and retries (what Zappa cannot)")
+    wiring.add_argument("stage", help="a stage of zappa_settings.json with lambdazoom_wiring")
+    wiring.add_argument("--settings", type=Path, default=Path("zappa_settings.json"), help="(default: %(default)s)")
+    wiring.add_argument("--dry-run", action="store_true", help="only print what would change")
     demo = commands.add_parser("demo", help="convert images on a local S3 and show them in OpenSeadragon")
     demo.add_argument("images", nargs="*", type=Path, help="image files (default: a picture the demo makes)")
     demo.add_argument("--host", default="127.0.0.1", help="the viewer's address (default: 127.0.0.1)")
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "backfill":
         return _backfill(args, settings)
+    if args.command == "wire":
+        return _wire(args)
     bucket, key = args.url
     handled = handle_record(S3Record("ObjectCreated:Put", bucket, key), settings)
     return 0 if handled.outcome != Outcome.FAILED else (2 if handled.retry else 1)
@@ -110,3 +116,18 @@ def _backfill(args: argparse.Namespace, settings: config.Settings) -> int:
         return 130
     print(backfill.summary(tally, invoked=bool(args.invoke), dry_run=args.dry_run))
     return 1 if tally.failed else 0
+
+
+def _wire(args: argparse.Namespace) -> int:
+    """Print each change (or, with --dry-run, each it would make); exit 0, or 2 with a reason."""
+    from .clients import session
+    from .wire import Stage, wire
+
+    try:
+        stage = Stage.read(args.settings, args.stage)
+    except (OSError, ValueError) as error:
+        print(f"lambdazoom wire: {error}", file=sys.stderr)
+        return 2
+    changes = wire(stage, session(), dry_run=args.dry_run)
+    print("\n".join(changes) if changes else f"{args.stage}: everything is wired already")
+    return 0

@@ -1,0 +1,216 @@
+"""``python -m lambdazoom wire STAGE [--dry-run]``: what Zappa cannot set, so that no event is lost.
+
+Read from the stage's ``lambdazoom_wiring`` in ``zappa_settings.json`` (with ``extends`` followed):
+
+- ``"queue"`` given (S3 -> SQS -> Lambda, the production path): a dead-letter queue; the queue, with a
+  visibility timeout six times the function's timeout and a redrive policy to the dead-letter queue
+  after ``max_receive_count`` receives, and a policy letting the source bucket send to it; the bucket's
+  notification of created and removed objects to the queue (other notifications kept); and the event
+  source mapping from the queue to the function with ``batch_size``, ``ReportBatchItemFailures`` and
+  ``maximum_concurrency``.
+- ``"on_failure_queue"`` given (S3 invokes the function directly, the dev path): that queue, and the
+  function's asynchronous invocation settings: ``maximum_retry_attempts``, ``maximum_event_age_seconds``
+  and the queue as its on-failure destination, where events go once Lambda gives up on them.
+
+Each step reads what is there first and changes only what differs, so a second run changes nothing;
+``--dry-run`` prints the changes without making them. Returns the changes, one line each.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VISIBILITY_PER_TIMEOUT = 6  # AWS's advice for a queue feeding a function: six times its timeout
+EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What ``wire`` needs of a Zappa stage."""
+
+    function: str
+    region: str
+    timeout: int
+    source_bucket: str
+    wiring: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: Path, name: str) -> Stage:
+        stages = json.loads(path.read_text())
+        if name not in stages:
+            raise ValueError(f"no stage {name!r} in {path} (there are: {', '.join(stages)})")
+        merged: dict[str, Any] = {}
+        chain = [name]
+        while "extends" in stages[chain[-1]]:
+            chain.append(stages[chain[-1]]["extends"])
+        for stage in reversed(chain):
+            merged.update(stages[stage])
+        wiring = merged.get("lambdazoom_wiring")
+        if not wiring:
+            raise ValueError(f"stage {name!r} has no lambdazoom_wiring: nothing to wire")
+        return cls(
+            function=f"{merged['project_name']}-{name}",
+            region=merged.get("aws_region", "us-east-1"),
+            timeout=int(merged.get("timeout_seconds", 30)),
+            source_bucket=wiring.get("source_bucket") or _source_bucket(merged),
+            wiring=wiring,
+        )
+
+
+def _source_bucket(stage: dict[str, Any]) -> str:
+    for event in stage.get("events", []):
+        arn = event.get("event_source", {}).get("arn", "")
+        if arn.startswith("arn:aws:s3:::"):
+            return arn.removeprefix("arn:aws:s3:::")
+    raise ValueError("name the source bucket: lambdazoom_wiring.source_bucket, or an S3 event source")
+
+
+def wire(stage: Stage, session: Any, *, dry_run: bool = False) -> list[str]:
+    """Make the stage's queues, notification, mapping and invocation settings as configured."""
+    wiring = _Wiring(stage, session, dry_run)
+    if "queue" in stage.wiring:
+        wiring.queue_path()
+    if "on_failure_queue" in stage.wiring:
+        wiring.direct_path()
+    return wiring.changes
+
+
+class _Wiring:
+    def __init__(self, stage: Stage, session: Any, dry_run: bool) -> None:
+        self.stage = stage
+        self.dry_run = dry_run
+        self.sqs = session.client("sqs", region_name=stage.region)
+        self.s3 = session.client("s3", region_name=stage.region)
+        self.lambda_ = session.client("lambda", region_name=stage.region)
+        self.changes: list[str] = []
+
+    def queue_path(self) -> None:
+        settings = self.stage.wiring
+        dead_letter_arn = self._queue(settings.get("dead_letter_queue", settings["queue"] + "-dlq"), {})
+        bucket_arn = f"arn:aws:s3:::{self.stage.source_bucket}"
+        attributes = {
+            "VisibilityTimeout": str(VISIBILITY_PER_TIMEOUT * self.stage.timeout),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": int(settings.get("max_receive_count", 3))}
+            ),
+        }
+        queue_arn = self._queue(settings["queue"], attributes, sender=bucket_arn)
+        self._notification(queue_arn)
+        self._mapping(queue_arn, int(settings.get("batch_size", 10)), int(settings.get("maximum_concurrency", 50)))
+
+    def direct_path(self) -> None:
+        settings = self.stage.wiring
+        failed_arn = self._queue(settings["on_failure_queue"], {}, sender=self._function_arn())
+        wanted = {
+            "MaximumRetryAttempts": int(settings.get("maximum_retry_attempts", 2)),
+            "MaximumEventAgeInSeconds": int(settings.get("maximum_event_age_seconds", 21600)),
+            "DestinationConfig": {"OnFailure": {"Destination": failed_arn}},
+        }
+        try:
+            found = self.lambda_.get_function_event_invoke_config(FunctionName=self.stage.function)
+        except self.lambda_.exceptions.ResourceNotFoundException:
+            found = {}
+        current = {name: found.get(name) for name in wanted}
+        if current != wanted:
+            self._change(
+                f"set {self.stage.function}'s asynchronous invocations: {json.dumps(wanted)}",
+                lambda: self.lambda_.put_function_event_invoke_config(FunctionName=self.stage.function, **wanted),
+            )
+
+    def _queue(self, name: str, attributes: dict[str, str], sender: str | None = None) -> str:
+        """Make queue ``name`` (or bring its attributes to ``attributes``); its ARN."""
+        if sender is not None:
+            attributes = {**attributes, "Policy": self._send_policy(name, sender)}
+        try:
+            url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except self.sqs.exceptions.QueueDoesNotExist:
+            self._change(f"create queue {name}", lambda: self.sqs.create_queue(QueueName=name, Attributes=attributes))
+            return self._queue_arn(name)
+        found = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        differing = {key: value for key, value in attributes.items() if not _same_attribute(found.get(key), value)}
+        if differing:
+            self._change(
+                f"set {', '.join(sorted(differing))} of queue {name}",
+                lambda: self.sqs.set_queue_attributes(QueueUrl=url, Attributes=differing),
+            )
+        return found["QueueArn"]
+
+    def _queue_arn(self, name: str) -> str:
+        account = self.lambda_.get_function(FunctionName=self.stage.function)["Configuration"]["FunctionArn"].split(
+            ":"
+        )[4]
+        return f"arn:aws:sqs:{self.stage.region}:{account}:{name}"
+
+    def _send_policy(self, name: str, sender: str) -> str:
+        service = "s3.amazonaws.com" if sender.startswith("arn:aws:s3") else "lambda.amazonaws.com"
+        statement: dict[str, Any] = {
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sqs:SendMessage",
+            "Resource": self._queue_arn(name),
+            "Condition": {"ArnLike": {"aws:SourceArn": sender}},
+        }
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    def _notification(self, queue_arn: str) -> None:
+        bucket = self.stage.source_bucket
+        found = self.s3.get_bucket_notification_configuration(Bucket=bucket)
+        found.pop("ResponseMetadata", None)
+        queues = found.get("QueueConfigurations", [])
+        if any(entry["QueueArn"] == queue_arn and sorted(entry["Events"]) == EVENTS for entry in queues):
+            return
+        wanted = {
+            **found,
+            "QueueConfigurations": [
+                *(q for q in queues if q["QueueArn"] != queue_arn),
+                {"QueueArn": queue_arn, "Events": EVENTS},
+            ],
+        }
+        self._change(
+            f"notify {queue_arn} of {bucket}'s created and removed objects",
+            lambda: self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted),
+        )
+
+    def _mapping(self, queue_arn: str, batch_size: int, concurrency: int) -> None:
+        wanted = {
+            "BatchSize": batch_size,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": concurrency},
+        }
+        mappings = self.lambda_.list_event_source_mappings(EventSourceArn=queue_arn, FunctionName=self.stage.function)
+        found = mappings.get("EventSourceMappings", [])
+        if not found:
+            self._change(
+                f"map {queue_arn} to {self.stage.function}: {json.dumps(wanted)}",
+                lambda: self.lambda_.create_event_source_mapping(
+                    EventSourceArn=queue_arn, FunctionName=self.stage.function, Enabled=True, **wanted
+                ),
+            )
+            return
+        mapping = found[0]
+        if {name: mapping.get(name) for name in wanted} != wanted:
+            self._change(
+                f"set {queue_arn}'s mapping to {self.stage.function}: {json.dumps(wanted)}",
+                lambda: self.lambda_.update_event_source_mapping(UUID=mapping["UUID"], **wanted),
+            )
+
+    def _function_arn(self) -> str:
+        return self.lambda_.get_function(FunctionName=self.stage.function)["Configuration"]["FunctionArn"]
+
+    def _change(self, description: str, make: Any) -> None:
+        self.changes.append(("would " if self.dry_run else "") + description)
+        if not self.dry_run:
+            make()
+
+
+def _same_attribute(found: str | None, wanted: str) -> bool:
+    """Queue attributes come back as strings, and JSON ones reformatted."""
+    if found is None:
+        return False
+    try:
+        return json.loads(found) == json.loads(wanted)
+    except ValueError:
+        return found == wanted
