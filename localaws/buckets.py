@@ -50,27 +50,33 @@ class WatchedBuckets:
     def sqs_batch(self, most: int = 10) -> dict[str, Any]:
         """Up to ``most`` waiting messages, as the event Lambda's SQS event source mapping would send
         them (the messages stay in the queue, invisible for the queue's visibility timeout)."""
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        answer = self.sqs.receive_message(
-            QueueUrl=self.queue, MaxNumberOfMessages=most, WaitTimeSeconds=0, AttributeNames=["All"]
-        )
-        records = [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": self.sqs.meta.region_name,
-            }
-            for message in answer.get("Messages", [])
-        ]
-        return {"Records": records}
+        return sqs_batch(self.sqs, self.queue, most)
 
     def next_event(self) -> dict[str, Any]:
         """The one event waiting (fails if there are none or several)."""
         (event,) = self.drain()
         return event
+
+
+def sqs_batch(sqs: Any, queue_url: str, most: int = 10, visibility_timeout: int | None = None) -> dict[str, Any]:
+    """Receive up to ``most`` messages and shape them as the event Lambda's SQS event source mapping sends."""
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    options = {"VisibilityTimeout": visibility_timeout} if visibility_timeout is not None else {}
+    answer = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=most, WaitTimeSeconds=0, AttributeNames=["All"], **options
+    )
+    records = [
+        {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {},
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": sqs.meta.region_name,
+        }
+        for message in answer.get("Messages", [])
+    ]
+    return {"Records": records}

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     wiring.add_argument("stage", help="a stage of zappa_settings.json with lambdazoom_wiring")
     wiring.add_argument("--settings", type=Path, default=Path("zappa_settings.json"), help="(default: %(default)s)")
     wiring.add_argument("--dry-run", action="store_true", help="only print what would change")
+    redriving = commands.add_parser("redrive", help="send a stage's dead-letter messages back to its queue")
+    redriving.add_argument("stage", help="a stage of zappa_settings.json with lambdazoom_wiring.queue")
+    redriving.add_argument("--settings", type=Path, default=Path("zappa_settings.json"), help="(default: %(default)s)")
     demo = commands.add_parser("demo", help="convert images on a local S3 and show them in OpenSeadragon")
     demo.add_argument("images", nargs="*", type=Path, help="image files (default: a picture the demo makes)")
     demo.add_argument("--host", default="127.0.0.1", help="the viewer's address (default: 127.0.0.1)")
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "backfill":
         return _backfill(args, settings)
-    if args.command == "wire":
+    if args.command in ("wire", "redrive"):
         return _wire(args)
     bucket, key = args.url
     handled = handle_record(S3Record("ObjectCreated:Put", bucket, key), settings)
@@ -119,14 +122,18 @@ def _backfill(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _wire(args: argparse.Namespace) -> int:
-    """Print each change (or, with --dry-run, each it would make); exit 0, or 2 with a reason."""
+    """wire: print each change (or, with --dry-run, each it would make); redrive: how many messages went back.
+    Exit 0, or 2 with a reason."""
     from .clients import session
-    from .wire import Stage, wire
+    from .wire import Stage, redrive, wire
 
     try:
         stage = Stage.read(args.settings, args.stage)
+        if args.command == "redrive":
+            print(f"{redrive(stage, session())} messages sent back to {stage.wiring['queue']}")
+            return 0
     except (OSError, ValueError) as error:
-        print(f"lambdazoom wire: {error}", file=sys.stderr)
+        print(f"lambdazoom {args.command}: {error}", file=sys.stderr)
         return 2
     changes = wire(stage, session(), dry_run=args.dry_run)
     print("\n".join(changes) if changes else f"{args.stage}: everything is wired already")

@@ -1,4 +1,5 @@
-"""``python -m lambdazoom wire STAGE [--dry-run]``: what Zappa cannot set, so that no event is lost.
+"""``python -m lambdazoom wire STAGE [--dry-run]``: what Zappa cannot set, so that no event is lost;
+and ``python -m lambdazoom redrive STAGE``, which sends the dead-letter queue's messages back.
 
 Read from the stage's ``lambdazoom_wiring`` in ``zappa_settings.json`` (with ``extends`` followed):
 
@@ -214,3 +215,21 @@ def _same_attribute(found: str | None, wanted: str) -> bool:
         return json.loads(found) == json.loads(wanted)
     except ValueError:
         return found == wanted
+
+
+def redrive(stage: Stage, session: Any) -> int:
+    """Move every message of the stage's dead-letter queue back to its queue (each sent, then deleted, so
+    a failure part way loses none: at worst one is sent twice, which a conversion shrugs off); how many."""
+    settings = stage.wiring
+    if "queue" not in settings:
+        raise ValueError("this stage has no queue to redrive (lambdazoom_wiring.queue)")
+    sqs = session.client("sqs", region_name=stage.region)
+    source = sqs.get_queue_url(QueueName=settings.get("dead_letter_queue", settings["queue"] + "-dlq"))["QueueUrl"]
+    target = sqs.get_queue_url(QueueName=settings["queue"])["QueueUrl"]
+    moved = 0
+    while messages := sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+        for message in messages:
+            sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=source, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved
