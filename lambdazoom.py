@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 import config
+from s3zoom import metrics
 from s3zoom.handling import RetryableFailure, handle_event
 
 if __name__ == "__main__":  # the command line reads the settings itself, and reports a bad one in a line
@@ -31,4 +32,7 @@ __all__ = ["SETTINGS", "RetryableFailure", "handler"]
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Handle an S3 notification, an SQS batch of them, an EventBridge event from S3 or an S3 Batch
     Operations task list; raise :class:`RetryableFailure` where a retry is how the sender is told."""
-    return handle_event(event, SETTINGS, context)
+    try:
+        return handle_event(event, SETTINGS, context)
+    finally:
+        metrics.publish()  # CloudWatch metrics, one line among the logs (s3zoom/metrics.py)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from config import Settings
 
 from . import jobs
+from .batch_job import BatchJob, create_job
 from .clients import session
 from .events import s3_event
 
@@ -61,8 +62,10 @@ def backfill(
     rate: float = 10.0,
     force: bool = False,
     dry_run: bool = False,
+    batch: BatchJob | None = None,
 ) -> Tally:
-    """Convert (or, with ``invoke``, have the function convert) every image under ``prefix`` that needs it."""
+    """Convert (or, with ``invoke``, have the function convert; with ``batch``, have S3 Batch Operations
+    invoke it) every image under ``prefix`` that needs it."""
     tally = Tally()
     listed = list(_listed(settings, bucket, prefix))
     with tqdm(total=len(listed), unit="image", disable=None, file=sys.stderr) as bar:
@@ -80,6 +83,8 @@ def backfill(
             for item in todo:
                 print(f"would {'invoke ' + invoke + ' for' if invoke else 'convert'} s3://{bucket}/{item.key}")
                 settle(item.key, "converted")
+        elif batch is not None:
+            _hand_to_batch_operations(settings, bucket, todo, batch, force, settle)
         elif invoke:
             _invoke_all(invoke, bucket, todo, rate, force, settle)
         else:
@@ -181,6 +186,28 @@ def _convert_here(settings: Settings, bucket: str, key: str, force: bool) -> tup
     except Exception as error:  # noqa: BLE001 - named in the summary; the run goes on
         return "failed", f"{type(error).__name__}: {error}"
     return ("converted" if report["action"] == jobs.Outcome.CONVERTED else "skipped"), ""
+
+
+def _hand_to_batch_operations(
+    settings: Settings, bucket: str, todo: list[Listed], batch: BatchJob, force: bool, settle: Any
+) -> None:
+    if not todo:
+        return
+    account = session().client("sts").get_caller_identity()["Account"]
+    job = create_job(
+        jobs.client(settings),
+        session().client("s3control"),
+        account,
+        bucket,
+        [item.key for item in todo],
+        batch,
+        force=force,
+    )
+    print(
+        f"S3 Batch Operations job {job}: {len(todo)} objects; its report goes to s3://{batch.report_bucket}/{batch.report_prefix}"
+    )
+    for item in todo:
+        settle(item.key, "converted")
 
 
 def _invoke_all(function: str, bucket: str, todo: list[Listed], rate: float, force: bool, settle: Any) -> None:

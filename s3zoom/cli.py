@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     backfilling.add_argument(
         "--rate", type=float, default=10.0, help="with --invoke: invocations a second (default 10)"
     )
+    backfilling.add_argument(
+        "--batch-operations", metavar="FUNCTION_ARN", help="have an S3 Batch Operations job invoke the function"
+    )
+    backfilling.add_argument("--role", metavar="ROLE_ARN", help="with --batch-operations: the role the job assumes")
+    backfilling.add_argument(
+        "--report", type=parse_s3_prefix, help="with --batch-operations: s3://BUCKET/PREFIX for manifest and report"
+    )
     backfilling.add_argument("--force", action="store_true", help="convert even pyramids that are up to date")
     backfilling.add_argument("--dry-run", action="store_true", help="only list what would be converted")
     wiring = commands.add_parser("wire", help="set up a stage's queues, mapping and retries (what Zappa cannot)")
@@ -101,8 +108,19 @@ def _has_credentials() -> bool:
 def _backfill(args: argparse.Namespace, settings: config.Settings) -> int:
     """Exit status 0 when nothing failed, 1 when something did, 130 when interrupted (run it again to go on)."""
     from . import backfill
+    from .batch_job import BatchJob
 
     bucket, prefix = args.url
+    batch = None
+    if args.batch_operations:
+        if not (args.role and args.report):
+            print(
+                "lambdazoom backfill: --batch-operations needs --role ROLE_ARN and --report s3://BUCKET/PREFIX",
+                file=sys.stderr,
+            )
+            return 2
+        report_bucket, report_prefix = args.report
+        batch = BatchJob(args.batch_operations, args.role, report_bucket, report_prefix or "lambdazoom-batch")
     try:
         tally = backfill.backfill(
             settings,
@@ -113,11 +131,12 @@ def _backfill(args: argparse.Namespace, settings: config.Settings) -> int:
             rate=args.rate,
             force=args.force,
             dry_run=args.dry_run,
+            batch=batch,
         )
     except KeyboardInterrupt:
         print("interrupted: run the same command again to go on where it stopped", file=sys.stderr)
         return 130
-    print(backfill.summary(tally, invoked=bool(args.invoke), dry_run=args.dry_run))
+    print(backfill.summary(tally, invoked=bool(args.invoke or batch), dry_run=args.dry_run))
     return 1 if tally.failed else 0
 
 

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-
 FORCE_FIELD = "lambdazoom"  # a record field of our own: {"force": true}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from config import Settings
 
-from . import jobs
+from . import jobs, metrics
 from .events import S3Record, s3_records
 from .jobs import Outcome
 
@@ -89,12 +89,14 @@ def handle_record(record: S3Record, settings: Settings) -> Handled:
         log.error(
             json.dumps({"action": Outcome.FAILED, "bucket": record.bucket, "key": record.key, "reason": str(failure)})
         )
+        metrics.record(Outcome.FAILED, {})
         return Handled(Outcome.FAILED, reason=str(failure))
     except Exception as error:  # noqa: BLE001 - any other failure is retried, and named
         reason = f"s3://{record.bucket}/{record.key}: {type(error).__name__}: {error}"
         log.exception(json.dumps({"action": "error", "bucket": record.bucket, "key": record.key, "reason": reason}))
         return Handled(Outcome.FAILED, retry=reason, reason=reason)
     log.info(json.dumps(report))
+    metrics.record(report["action"], report)
     return Handled(Outcome(report["action"]), reason=str(report.get("reason", "")))
 
 

@@ -100,7 +100,8 @@ def eventbridge_record(event: dict[str, Any]) -> S3Record | None:
 def handle_batch_operations(event: dict[str, Any], settings: Settings, handle: Handle) -> dict[str, Any]:
     """Convert each task's object; the response S3 Batch Operations requires, one result per task."""
     batch = S3BatchOperationEvent(event)
-    force = bool((batch.job.user_arguments or {}).get("force")) if batch.invocation_schema_version == "2.0" else False
+    arguments = (batch.job.user_arguments or {}) if batch.invocation_schema_version == "2.0" else {}
+    force = str(arguments.get("force", "")).lower() in ("true", "1", "yes")  # user arguments are strings
     response = S3BatchOperationResponse(
         batch.invocation_schema_version, batch.invocation_id, treat_missing_keys_as="PermanentFailure"
     )

@@ -243,3 +243,76 @@ def test_invocations_are_paced(monkeypatch):
         pace.wait()
     assert clock["now"] == pytest.approx(102.0), "nine calls at 4 a second take two seconds"
     assert slept == pytest.approx([0.25] * 8)
+
+
+def test_batch_operations_get_a_manifest_of_what_needs_work_and_a_job(lambda_world):
+    """moto has no S3 Batch Operations: the manifest is checked in moto's S3, the job request against
+    botocore's own model of CreateJob (a Stubber validates every parameter) and what the job must carry."""
+    from botocore.stub import ANY, Stubber
+
+    from s3zoom import batch_job
+
+    s3, _ = lambda_world
+    s3.create_bucket(Bucket="lambdazoom-reports")
+    upload_image(s3, SOURCE_BUCKET, "archive/done.jpg", sample_image(60, 40))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "archive/done.jpg"), None)  # up to date: not in the manifest
+    for key in ("archive/a b+c ☃.jpg", "archive/second.png"):
+        upload_image(s3, SOURCE_BUCKET, key, sample_image(60, 40))
+    control = boto3.client("s3control", region_name="us-east-1")
+    job = batch_job.BatchJob(
+        "arn:aws:lambda:us-east-1:123456789012:function:lambdazoom-production",
+        "arn:aws:iam::123456789012:role/batch",
+        "lambdazoom-reports",
+        "runs",
+    )
+    with Stubber(control) as stubbed:
+        stubbed.add_response(
+            "create_job",
+            {"JobId": "job-7"},
+            {
+                "AccountId": "123456789012",
+                "ConfirmationRequired": False,
+                "Operation": {
+                    "LambdaInvoke": {
+                        "FunctionArn": job.function_arn,
+                        "InvocationSchemaVersion": "2.0",
+                        "UserArguments": {"force": "true"},
+                    }
+                },
+                "Manifest": ANY,
+                "Report": {
+                    "Bucket": "arn:aws:s3:::lambdazoom-reports",
+                    "Prefix": "runs",
+                    "Format": "Report_CSV_20180820",
+                    "Enabled": True,
+                    "ReportScope": "AllTasks",
+                },
+                "Priority": 10,
+                "RoleArn": job.role_arn,
+                "ClientRequestToken": ANY,
+                "Description": ANY,
+            },
+        )
+        keys = ["archive/a b+c ☃.jpg", "archive/second.png"]
+        assert batch_job.create_job(s3, control, "123456789012", SOURCE_BUCKET, keys, job, force=True) == "job-7"
+    (manifest_key,) = keys_in(s3, "lambdazoom-reports", "runs/")
+    body = s3.get_object(Bucket="lambdazoom-reports", Key=manifest_key)["Body"].read().decode()
+    assert body == f"{SOURCE_BUCKET},archive/a%20b%2Bc%20%E2%98%83.jpg\n{SOURCE_BUCKET},archive/second.png\n"
+
+
+def test_the_batch_operations_backfill_lists_only_what_needs_work(lambda_world, monkeypatch):
+    from s3zoom import backfill as module
+
+    s3, _ = lambda_world
+    upload_image(s3, SOURCE_BUCKET, "archive/done.jpg", sample_image(60, 40))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "archive/done.jpg"), None)
+    upload_image(s3, SOURCE_BUCKET, "archive/new.jpg", sample_image(60, 40))
+    handed = []
+    monkeypatch.setattr(
+        module, "create_job", lambda s3, control, account, bucket, keys, job, force: handed.append(keys) or "job-8"
+    )
+    job = module.BatchJob(
+        "arn:aws:lambda:us-east-1:123456789012:function:f", "arn:aws:iam::123456789012:role/r", "reports"
+    )
+    tally = backfill.backfill(lambdazoom.SETTINGS, SOURCE_BUCKET, "archive/", batch=job)
+    assert handed == [["archive/new.jpg"]] and (tally.converted, tally.skipped) == (1, 1)

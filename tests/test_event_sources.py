@@ -160,3 +160,19 @@ def test_an_sqs_batch_of_the_messages_s3_itself_sent(stack, monkeypatch):
     answer = lambdazoom.handler(batch, None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": bodies["flaky.jpg"]["messageId"]}]}
     assert keys_in(stack.s3, ZOOM_BUCKET) == pyramid_keys(STEM, 300, 200)
+
+
+def test_each_invocation_prints_its_metrics_in_embedded_metric_format(s3, capsys):
+    upload_image(s3, SOURCE_BUCKET, "m.jpg", sample_image(1000, 500))
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="bad.jpg", Body=b"not an image")
+    messages = [sqs_message(s3_event(SOURCE_BUCKET, key)) for key in ("m.jpg", "bad.jpg")]
+    lambdazoom.handler({"Records": messages}, None)
+    (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "LambdaZoom" and ["service"] in directive["Dimensions"]
+    assert line["service"] == "lambdazoom"
+    values = {name: line[name] for name in ("ImagesConverted", "ImagesFailed", "Megapixels")}
+    assert values == {"ImagesConverted": [1.0], "ImagesFailed": [1.0], "Megapixels": [0.5]}  # a point per image
+    assert line["Tiles"][0] > 10 and line["ConversionSeconds"][0] > 0
+    lambdazoom.handler({"Records": []}, None)
+    assert '"_aws"' not in capsys.readouterr().out, "nothing to report, nothing printed"
