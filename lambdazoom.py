@@ -1,11 +1,14 @@
 """LambdaZoom: the AWS Lambda function that turns images landing in S3 into Deep Zoom pyramids.
 
-Zappa calls :func:`handler` with each S3 event. The settings are read from the environment and
+Lambda calls :func:`handler` (the stage's ``lambda_handler``) with each event: an S3 notification, an SQS
+batch of them, an EventBridge event or an S3 Batch Operations task. The settings are read from the environment and
 checked once, as this module is imported (a cold start): a bad value stops the start, naming the
 variable, before any event is taken. From a shell, the same path (``s3zoom/cli.py``)::
 
     python -m lambdazoom convert s3://BUCKET/KEY
-    python -m lambdazoom backfill s3://BUCKET[/PREFIX] [--workers N | --invoke FUNCTION] [--force] [--dry-run]
+    python -m lambdazoom backfill s3://BUCKET[/PREFIX] [--workers N | --invoke FUNCTION | --batch-operations ...]
+    python -m lambdazoom wire STAGE [--dry-run]     # queues, dead letters and retries Zappa cannot set
+    python -m lambdazoom redrive STAGE              # dead letters back to the queue
     python -m lambdazoom demo [IMAGE ...]    # on a local S3, with a viewer (needs requirements-dev.txt)
 """
 
