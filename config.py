@@ -72,7 +72,7 @@ class Settings:
     # One conversion at a time writes a pyramid: it holds a lease (STEM_files/lambdazoom.lease, renewed every
     # quarter of LEASE_SECONDS; a holder that died loses it after LEASE_SECONDS). Another conversion of the
     # same pyramid waits up to LEASE_WAIT_SECONDS, then fails and is retried; keep it below the timeout.
-    lease_seconds: int = 60
+    lease_seconds: int = 120
     lease_wait_seconds: int = 300
     # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
     tmp_dir: str = "/tmp"
@@ -108,7 +108,7 @@ class Settings:
             ("UPLOAD_CONCURRENCY", self.upload_concurrency, 1),
             ("S3_MAX_ATTEMPTS", self.s3_max_attempts, 1),
             ("IIIF_TILE_SIZE", self.iiif_tile_size, 1),
-            ("LEASE_SECONDS", self.lease_seconds, 4),
+            ("LEASE_SECONDS", self.lease_seconds, 100),  # see RETRY_BOUND in s3zoom/clients.py
             ("LEASE_WAIT_SECONDS", self.lease_wait_seconds, 0),
         ):
             if value < least:

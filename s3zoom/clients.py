@@ -22,8 +22,12 @@ from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.store import S3Store
 
 CONNECT_TIMEOUT = 10  # seconds
-READ_TIMEOUT = 60  # seconds a request may wait for its answer
-RETRY_BOUND = timedelta(minutes=2)  # no tile PUT is retried after this long: the conversion fails and is retried
+READ_TIMEOUT = 30  # seconds a request may wait for its answer
+# No tile PUT is retried after this long (the conversion fails, and is retried). With READ_TIMEOUT, a PUT ends
+# within 75 s of its start: less than a pyramid's lease (LEASE_SECONDS, 120) minus its renewal interval (30),
+# so no tile of a conversion that lost its lease can land after another conversion has taken it over.
+RETRY_BOUND = timedelta(seconds=45)
+WRITE_LIFETIME = RETRY_BOUND.total_seconds() + READ_TIMEOUT  # the longest a tile PUT may take
 
 
 @functools.cache

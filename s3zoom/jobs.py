@@ -113,6 +113,7 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
         try:
             with scratch_folder(settings.tmp_dir, source["ContentLength"]) as folder:
                 image = _fetch_and_decode(settings, s3, bucket, key, source, folder, timings)
+                lease.confirm()  # deletions follow: only by the lease's holder
                 if published is not None:  # a different source or settings: no viewer may pair them with new tiles
                     zoom.retire(keys)
                 # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go
@@ -122,6 +123,8 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
                 stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, timings)
                 decoding = image.decoding
         except NoRoom as error:
+            if error.ever:
+                raise RuntimeError(str(error)) from None  # other folders fill the space now: a retry may fit
             raise PermanentFailure(str(error)) from None
         except _Superseded as superseded:
             withdrawn = zoom.withdraw(keys)
@@ -144,18 +147,18 @@ def remove(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
     if head(s3, bucket, key) is not None:
         return {"action": Outcome.SKIPPED, **report, "reason": "the object exists again"}
     keys = PyramidKeys.for_source(key, settings.dest_prefix)
-    with zoom.lease(keys, key):
+    with zoom.lease(keys, key) as lease:
         if head(s3, bucket, key) is not None:
             return {"action": Outcome.SKIPPED, **report, "reason": "the object exists again"}
         owner = zoom.owner(keys)
         if owner is not None and owner not in (key_hash(key), quote(key)):  # quoted: pyramids made before the hash
-            return {
-                "action": Outcome.SKIPPED,
-                **report,
-                "reason": "the pyramid was made from another source with this stem",
-            }
-        deleted = zoom.remove(keys)
-    report = {"action": Outcome.REMOVED, **report, "descriptor": keys.descriptor, "tiles_deleted": deleted}
+            report = {"action": Outcome.SKIPPED, **report, "reason": "the pyramid was made from another source"}
+        else:
+            lease.confirm()
+            deleted = zoom.remove(keys)
+            report = {"action": Outcome.REMOVED, **report, "descriptor": keys.descriptor, "tiles_deleted": deleted}
+    # Always (a redelivery too): a successor whose conversion failed part way left tiles of its own, and the
+    # retry must still see it through. Converting an up-to-date owner costs a HEAD or two.
     successor = _stem_owner(settings, s3, bucket, key)
     if successor is not None:
         report["successor"] = _successor_converted(settings, bucket, successor)
@@ -176,6 +179,8 @@ def _current_source(settings: Settings, s3: Any, bucket: str, key: str) -> dict[
     if owner is None:
         return None
     if owner != key:
+        if head(s3, bucket, key) is None:
+            return None  # this key is gone anyway: nothing to convert, and nothing to say about the owner
         descriptor = PyramidKeys.for_source(key, settings.dest_prefix).descriptor
         raise PermanentFailure(
             f"{descriptor} belongs to {owner!r}, the newest object with this stem; "
@@ -262,19 +267,20 @@ def _publish(
     )
 
     def still_current() -> None:
-        """The last look before the descriptor goes up: this very version still owns the stem, and the lease is ours."""
+        """The last look before the descriptor goes up: the lease is still ours (so are the tiles), and this
+        very version still owns the stem (an overwrite within the second S3 keeps times to shows in the ETag)."""
+        lease.confirm()
         try:
             now = _current_source(settings, zoom.s3, bucket, key)
         except PermanentFailure as failure:  # a newer source with this stem appeared
             raise _Superseded(str(failure)) from None
         if now is None:
             raise _Superseded(f"s3://{bucket}/{key} was deleted while it was converted; nothing was published")
-        if marker(key, now, settings) != sink.metadata:
+        if marker(key, now, settings) != sink.metadata or now["LastModified"] != source["LastModified"]:
             raise _Superseded(
                 f"s3://{bucket}/{key} was overwritten while it was converted; nothing was published, "
                 "the conversion of the new version publishes it"
             )
-        lease.confirm()
 
     with _timed(timings, "tile_upload"):  # for a streamed image, its decode too
         if settings.viewer_pages and not zoom.foreign_kept(keys.page):  # before the descriptor: it marks the end
@@ -290,6 +296,7 @@ def _publish(
                 before_publish=still_current,
             )
         except deepzoom.DeepZoomError as error:  # a streamed image's data broke off: no descriptor was written
+            lease.confirm()  # nothing is deleted on behalf of a conversion that lost its lease
             withdrawn = zoom.withdraw(keys)
             reason = f"{error} (the {withdrawn} tiles written before that were deleted)" if withdrawn else str(error)
             raise PermanentFailure(reason) from None

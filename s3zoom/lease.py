@@ -49,13 +49,15 @@ class Lease:
     body: bytes
     etag: str
     ttl: float
+    write_lifetime: float = 0.0  # how long a write started now may still land (its retries and timeouts)
     lost: threading.Event = field(default_factory=threading.Event)
     renewed_at: float = field(default_factory=time.monotonic)
 
     def check(self) -> None:
-        if self.lost.is_set() or time.monotonic() - self.renewed_at > self.ttl:
+        """Raise unless a write started now will land before anyone else could take the lease over."""
+        if self.lost.is_set() or time.monotonic() - self.renewed_at > self.ttl - self.write_lifetime:
             self.lost.set()
-            raise LeaseLost(f"lost the lease {self.key}: it was not renewed within {self.ttl:g} s")
+            raise LeaseLost(f"lost the lease {self.key}: it was not renewed in time")
 
     def confirm(self) -> None:
         """Ask S3 that the lease is still this one: the last look before publishing."""
@@ -66,8 +68,16 @@ class Lease:
             raise LeaseLost(f"lost the lease {self.key}: another conversion took it over")
 
     def _renew(self) -> None:
-        answer = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=self.body, IfMatch=self.etag, **_TYPE)
-        self.etag = answer["ETag"]
+        try:
+            answer = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=self.body, IfMatch=self.etag, **_TYPE)
+            self.etag = answer["ETag"]
+        except ClientError as error:
+            if _code(error) not in _LOST_RACE:
+                raise
+            current = _read(self.s3, self.bucket, self.key)  # an earlier attempt may have succeeded unanswered
+            if current is None or current.body != self.body:
+                raise
+            self.etag = current.etag
         self.renewed_at = time.monotonic()
 
 
@@ -87,14 +97,19 @@ def held_by(body: bytes) -> str:
 
 
 @contextmanager
-def leased(s3: Any, bucket: str, key: str, source: str, *, ttl: float, wait: float) -> Iterator[Lease]:
+def leased(
+    s3: Any, bucket: str, key: str, source: str, *, ttl: float, wait: float, write_lifetime: float = 0.0
+) -> Iterator[Lease]:
     """Hold the lease at ``s3://bucket/key`` for a conversion of ``source`` while the block runs.
 
     Waits up to ``wait`` seconds for a live holder to finish, then raises :class:`StemBusy`. The lease
     is renewed every quarter of ``ttl`` on a thread of its own and deleted when the block ends.
+    ``write_lifetime`` is how long a write may take, retries included: ``check`` refuses to start one
+    that could land after the lease might have passed to someone else.
     """
     body = json.dumps({"source": source, "token": uuid.uuid4().hex, "ttl": ttl}).encode()
     lease = _acquire(s3, bucket, key, body, ttl, wait)
+    lease.write_lifetime = write_lifetime
     stop = threading.Event()
     renewer = threading.Thread(target=_keep, args=(lease, stop), name="lambdazoom-lease", daemon=True)
     renewer.start()
@@ -118,6 +133,8 @@ def _acquire(s3: Any, bucket: str, key: str, body: bytes, ttl: float, wait: floa
             if _code(error) not in _LOST_RACE:
                 raise
         found = _read(s3, bucket, key)
+        if found is not None and found.body == body:  # ours: an attempt that succeeded but whose answer was lost
+            return Lease(s3, bucket, key, body, found.etag, ttl)
         if found is not None and found.expired:
             try:  # its holder stopped renewing it: take it over, unless someone else just did
                 answer = s3.put_object(Bucket=bucket, Key=key, Body=body, IfMatch=found.etag, **_TYPE)

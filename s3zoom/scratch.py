@@ -16,7 +16,11 @@ STALE_SECONDS = 900  # Lambda's longest run: an older scratch folder belongs to 
 
 
 class NoRoom(Exception):
-    """The source is bigger than the scratch space left."""
+    """The source is bigger than the scratch space left; ``ever`` if it would fit in the space's whole size."""
+
+    def __init__(self, message: str, ever: bool) -> None:
+        super().__init__(message)
+        self.ever = ever
 
 
 @contextmanager
@@ -27,11 +31,12 @@ def scratch_folder(tmp_dir: str, needed: int) -> Iterator[Path]:
     runs, and a warm container keeps its /tmp. Only marked folders go, as ``tmp_dir`` may be shared.
     """
     _remove_stale(tmp_dir)
-    free = shutil.disk_usage(tmp_dir).free
-    if needed > free:
+    usage = shutil.disk_usage(tmp_dir)
+    if needed > usage.free:
         raise NoRoom(
-            f"the object is {needed / 1e9:.2f} GB but {tmp_dir} has {free / 1e9:.2f} GB free; "
-            "raise the function's ephemeral storage"
+            f"the object is {needed / 1e9:.2f} GB but {tmp_dir} has {usage.free / 1e9:.2f} GB free; "
+            "raise the function's ephemeral storage",
+            ever=needed <= usage.total,
         )
     with tempfile.TemporaryDirectory(prefix=PREFIX, dir=tmp_dir) as folder:
         Path(folder, MARK).touch()

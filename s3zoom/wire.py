@@ -115,6 +115,8 @@ class _Wiring:
         except self.lambda_.exceptions.ResourceNotFoundException:
             found = {}
         current = {name: found.get(name) for name in wanted}
+        on_failure = (found.get("DestinationConfig") or {}).get("OnFailure")  # AWS adds "OnSuccess": {}
+        current["DestinationConfig"] = {"OnFailure": on_failure} if on_failure else None
         if current != wanted:
             self._change(
                 f"set {self.stage.function}'s asynchronous invocations: {json.dumps(wanted)}",
@@ -227,9 +229,14 @@ def redrive(stage: Stage, session: Any) -> int:
     source = sqs.get_queue_url(QueueName=settings.get("dead_letter_queue", settings["queue"] + "-dlq"))["QueueUrl"]
     target = sqs.get_queue_url(QueueName=settings["queue"])["QueueUrl"]
     moved = 0
-    while messages := sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+    while True:  # long polls: a short one may come back empty while messages wait on other servers
+        messages = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages")
+        if not messages:
+            waiting = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["ApproximateNumberOfMessages"])
+            if int(waiting["Attributes"]["ApproximateNumberOfMessages"]) == 0:
+                return moved
+            continue
         for message in messages:
             sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
             sqs.delete_message(QueueUrl=source, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
-    return moved

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from config import Settings
 from deepzoom import DeepZoomGeometry, IIIFLayout, TileSettings
 
+from .clients import WRITE_LIFETIME
 from .keys import PyramidKeys
 from .lease import Lease, leased
 
@@ -97,6 +98,7 @@ class ZoomBucket:
             source_key,
             ttl=self.settings.lease_seconds,
             wait=self.settings.lease_wait_seconds,
+            write_lifetime=WRITE_LIFETIME,
         )
 
     def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:

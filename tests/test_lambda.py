@@ -363,3 +363,10 @@ def test_a_pyramid_made_before_key_hashes_still_has_an_owner(s3):
     )
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "a.png", "ObjectRemoved:Delete"), None)["skipped"] == 1
     assert "a.dzi" in keys_in(s3, ZOOM_BUCKET)
+
+
+def test_scratch_space_taken_by_others_for_now_is_retried_not_failed_for_good(s3, monkeypatch):
+    upload_image(s3, SOURCE_BUCKET, "fits.jpg", sample_image(30, 30))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5, 5))
+    with pytest.raises(lambdazoom.RetryableFailure, match="ephemeral storage"):
+        lambdazoom.handler(s3_event(SOURCE_BUCKET, "fits.jpg"), None)
