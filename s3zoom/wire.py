@@ -149,12 +149,17 @@ class _Wiring:
 
     def _send_policy(self, name: str, sender: str) -> str:
         service = "s3.amazonaws.com" if sender.startswith("arn:aws:s3") else "lambda.amazonaws.com"
+        queue_arn = self._queue_arn(name)
         statement: dict[str, Any] = {
             "Effect": "Allow",
             "Principal": {"Service": service},
             "Action": "sqs:SendMessage",
-            "Resource": self._queue_arn(name),
-            "Condition": {"ArnLike": {"aws:SourceArn": sender}},
+            "Resource": queue_arn,
+            # Bucket names are global: a bucket of this name in another account must not reach the queue.
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": sender},
+                "StringEquals": {"aws:SourceAccount": queue_arn.split(":")[4]},
+            },
         }
         return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 

@@ -53,6 +53,7 @@ def test_the_production_stage_gets_a_queue_with_a_dead_letter_queue_and_a_mappin
     policy = json.loads(attributes["Policy"])["Statement"][0]
     assert policy["Principal"] == {"Service": "s3.amazonaws.com"}
     assert policy["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:s3:::lambdazoom-source"
+    assert policy["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
     (notified,) = aws.client("s3").get_bucket_notification_configuration(Bucket="lambdazoom-source")[
         "QueueConfigurations"
     ]
