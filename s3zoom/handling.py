@@ -51,7 +51,7 @@ def handle_event(event: Any, settings: Settings, context: Any = None) -> dict[st
         if sources.is_batch_operations(event):
             return sources.handle_batch_operations(event, settings, handle_record)
         if sources.is_eventbridge(event):
-            record = sources.eventbridge_record(event)
+            record = sources.eventbridge_record(event, settings, jobs.client(settings))
             return _handle_records([record] if record else [], event, settings)
     try:
         records = s3_records(event)

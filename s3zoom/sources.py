@@ -13,8 +13,8 @@ S3 Batch Operations, each read with Powertools' event data classes and answered 
   ``TemporaryFailure`` (Batch Operations retries it) or ``PermanentFailure``, with the reason.
 
 Keys: S3 notifications and Batch Operations URL-encode them (``a b+c.jpg`` arrives as ``a+b%2Bc.jpg``),
-as AWS documents; for EventBridge AWS's documentation does not say, and the key is decoded the same
-way, as Powertools' data class does.
+as AWS documents; for EventBridge AWS's documentation does not say: the key is decoded the same way, as
+Powertools' data class does, and taken as sent where only that names something (see eventbridge_record).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from config import Settings
 from .events import S3Record, s3_records
 from .handling import Handled
 from .jobs import Outcome
+from .keys import PyramidKeys
+from .zoom import head
 
 Handle = Callable[[S3Record, Settings], Handled]
 
@@ -87,14 +89,32 @@ def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, contex
     return dict(process_partial_response(event=event, record_handler=message, processor=processor, context=context))
 
 
-def eventbridge_record(event: dict[str, Any]) -> S3Record | None:
-    """The object an EventBridge event from S3 is about, or None for another detail type."""
+def eventbridge_record(event: dict[str, Any], settings: Settings, s3: Any) -> S3Record | None:
+    """The object an EventBridge event from S3 is about, or None for another detail type.
+
+    The key is read decoded, as a notification's; AWS's documentation does not say how EventBridge
+    encodes it, so where the decoded key names nothing and the key as sent does (an object for a
+    created event, a pyramid for a deleted one), the key as sent is taken: ``a+b.jpg`` is then never
+    mistaken for ``a b.jpg``.
+    """
     found = S3EventBridgeNotificationEvent(event)
     prefix = EVENTBRIDGE_DETAIL_TYPES.get(EventBridgeEvent(event).detail_type)
     if prefix is None:
         return None
     detail = found.detail
-    return S3Record(prefix + (detail.reason or "EventBridge"), detail.bucket.name, detail.object.key)
+    bucket, decoded, sent = detail.bucket.name, detail.object.key, detail.object["key"]
+    record = S3Record(prefix + (detail.reason or "EventBridge"), bucket, decoded)
+    unnamed = sent != decoded and not _names_something(record, settings, s3, decoded)
+    if unnamed and _names_something(record, settings, s3, sent):
+        return S3Record(record.event_name, bucket, sent)
+    return record
+
+
+def _names_something(record: S3Record, settings: Settings, s3: Any, key: str) -> bool:
+    if record.created:
+        return head(s3, record.bucket, key) is not None
+    descriptor = PyramidKeys.for_source(key, settings.dest_prefix).descriptor
+    return head(s3, settings.zoom_bucket, descriptor) is not None
 
 
 def handle_batch_operations(event: dict[str, Any], settings: Settings, handle: Handle) -> dict[str, Any]:

@@ -176,3 +176,20 @@ def test_each_invocation_prints_its_metrics_in_embedded_metric_format(s3, capsys
     assert line["Tiles"][0] > 10 and line["ConversionSeconds"][0] > 0
     lambdazoom.handler({"Records": []}, None)
     assert '"_aws"' not in capsys.readouterr().out, "nothing to report, nothing printed"
+
+
+@pytest.mark.parametrize("key", ["c++ notes.jpg", "100%.jpg"])
+def test_eventbridge_keys_sent_as_they_are_still_find_their_object(s3, key):
+    """Should EventBridge send keys unencoded, decoding "c++ notes.jpg" would name "c   notes.jpg": the key as
+    sent is taken when only it names an object (and, when deleted, a pyramid)."""
+    upload_image(s3, SOURCE_BUCKET, key, sample_image(120, 80))
+    raw = eventbridge("Object Created", key)
+    raw["detail"]["object"]["key"] = key
+    assert lambdazoom.handler(raw, None) == {"done": 1, "skipped": 0, "failed": 0}
+    stem = key.rsplit(".", 1)[0]
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys(stem, 120, 80)
+    s3.delete_object(Bucket=SOURCE_BUCKET, Key=key)
+    gone = eventbridge("Object Deleted", key)
+    gone["detail"]["object"]["key"] = key
+    assert lambdazoom.handler(gone, None) == {"done": 1, "skipped": 0, "failed": 0}
+    assert keys_in(s3, ZOOM_BUCKET) == []
