@@ -16,6 +16,7 @@ import asyncio
 import random
 import socket
 import threading
+from typing import Self
 from urllib.parse import urlsplit
 
 SLOW_DOWN = (
@@ -34,7 +35,36 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class FaultyProxy:
+class LoopThread:
+    """An event loop on a thread of its own, run for as long as the context manager is entered.
+
+    Subclasses give the ``_start`` and ``_stop`` coroutines, which run on that loop as it comes up and
+    before it goes down.
+    """
+
+    def __init__(self) -> None:
+        self._loop = _new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+
+class FaultyProxy(LoopThread):
     """Forwards to ``upstream`` (``http://127.0.0.1:PORT``); use as a context manager.
 
     Runs its event loop on a thread of its own; ``endpoint_url`` is where clients connect.
@@ -52,20 +82,8 @@ class FaultyProxy:
         self._random = random.Random(seed)
         self._clients: set[asyncio.StreamWriter] = set()
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []  # kept-alive upstream connections
-        self._loop = _new_event_loop()
         self._listening = socket.create_server(("127.0.0.1", 0), backlog=256)
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> FaultyProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        super().__init__()
 
     @property
     def endpoint_url(self) -> str:

@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import ipaddress
 import ssl
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from .proxy import LoopThread
 
 
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
@@ -63,7 +64,7 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-class TlsProxy:
+class TlsProxy(LoopThread):
     """``https://127.0.0.1:PORT`` relaying to ``upstream`` (``http://127.0.0.1:PORT``); a context manager."""
 
     def __init__(self, upstream: str, certificate: Path, key: Path) -> None:
@@ -71,23 +72,12 @@ class TlsProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._tls.load_cert_chain(certificate, key)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._open: set[asyncio.StreamWriter] = set()
-        self.endpoint_url = ""
+        super().__init__()
 
-    def __enter__(self) -> TlsProxy:
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
-        port = self._server.sockets[0].getsockname()[1]
-        self.endpoint_url = f"https://127.0.0.1:{port}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+    @property
+    def endpoint_url(self) -> str:
+        return f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     async def _stop(self) -> None:
         self._server.close()
@@ -96,8 +86,8 @@ class TlsProxy:
         await self._server.wait_closed()
         await asyncio.sleep(0)  # let the relays see their connections close
 
-    async def _start(self) -> asyncio.Server:
-        return await asyncio.start_server(self._relay, "127.0.0.1", 0, ssl=self._tls)
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0, ssl=self._tls)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
