@@ -66,17 +66,31 @@ def sqs_batch(sqs: Any, queue_url: str, most: int = 10, visibility_timeout: int 
         QueueUrl=queue_url, MaxNumberOfMessages=most, WaitTimeSeconds=0, AttributeNames=["All"], **options
     )
     records = [
-        {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {},
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn,
-            "awsRegion": sqs.meta.region_name,
-        }
+        sqs_record(
+            message["Body"],
+            arn,
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            attributes=message.get("Attributes", {}),
+            md5=message["MD5OfBody"],
+        )
         for message in answer.get("Messages", [])
     ]
     return {"Records": records}
+
+
+def sqs_record(
+    body: str, queue_arn: str, *, message_id: str, receipt_handle: str, attributes: dict[str, str], md5: str = ""
+) -> dict[str, Any]:
+    """One message as a record of the event Lambda's SQS event source mapping sends."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": receipt_handle,
+        "body": body,
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": md5,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3],
+    }

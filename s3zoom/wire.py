@@ -19,6 +19,7 @@ Each step reads what is there first and changes only what differs, so a second r
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,7 @@ class _Wiring:
 
     def direct_path(self) -> None:
         settings = self.stage.wiring
-        failed_arn = self._queue(settings["on_failure_queue"], {}, sender=self._function_arn())
+        failed_arn = self._queue(settings["on_failure_queue"], {}, sender=self._function_arn)
         wanted = {
             "MaximumRetryAttempts": int(settings.get("maximum_retry_attempts", 2)),
             "MaximumEventAgeInSeconds": int(settings.get("maximum_event_age_seconds", 21600)),
@@ -142,9 +143,7 @@ class _Wiring:
         return found["QueueArn"]
 
     def _queue_arn(self, name: str) -> str:
-        account = self.lambda_.get_function(FunctionName=self.stage.function)["Configuration"]["FunctionArn"].split(
-            ":"
-        )[4]
+        account = self._function_arn.split(":")[4]
         return f"arn:aws:sqs:{self.stage.region}:{account}:{name}"
 
     def _send_policy(self, name: str, sender: str) -> str:
@@ -205,7 +204,9 @@ class _Wiring:
                 lambda: self.lambda_.update_event_source_mapping(UUID=mapping["UUID"], **wanted),
             )
 
+    @functools.cached_property
     def _function_arn(self) -> str:
+        """The deployed function's ARN (asked once): it names the account the queues live in."""
         return self.lambda_.get_function(FunctionName=self.stage.function)["Configuration"]["FunctionArn"]
 
     def _change(self, description: str, make: Any) -> None:

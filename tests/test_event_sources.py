@@ -14,6 +14,7 @@ from conftest import SOURCE_BUCKET, ZOOM_BUCKET
 from helpers import keys_in, pyramid_keys, sample_image, upload_image
 
 import lambdazoom
+from localaws.buckets import sqs_record
 from s3zoom import jobs
 from s3zoom.events import s3_event
 
@@ -23,17 +24,13 @@ STEM = KEY.rsplit(".", 1)[0]
 
 def sqs_message(body: Any) -> dict[str, Any]:
     """One record of the event Lambda's SQS event source mapping sends."""
-    return {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": "handle",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lambdazoom-events",
-        "awsRegion": "us-east-1",
-    }
+    return sqs_record(
+        body if isinstance(body, str) else json.dumps(body),
+        "arn:aws:sqs:us-east-1:123456789012:lambdazoom-events",
+        message_id=str(uuid.uuid4()),
+        receipt_handle="handle",
+        attributes={"ApproximateReceiveCount": "1"},
+    )
 
 
 def eventbridge(detail_type: str, key: str, bucket: str = SOURCE_BUCKET) -> dict[str, Any]:
