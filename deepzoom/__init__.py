@@ -8,6 +8,8 @@ Two steps, so callers can time and handle them apart::
 ``open_image`` raises :class:`InvalidImage` or :class:`ImageTooLarge` for what
 its header gives away; ``write_pyramid`` writes the tiles, then ``scan.dzi``
 (a streamed image's decode errors surface there, and no ``.dzi`` is written).
+With ``outputs=("tiff",)`` it writes ``scan.tif`` instead, one pyramidal TIFF,
+or both from one decode with ``("dzi", "tiff")``.
 """
 
 from .errors import DeepZoomError, ImageTooLarge, InvalidImage
@@ -17,9 +19,9 @@ from .iiif import IIIFLayout
 from .limits import IMAGE_FORMATS, Limits, formats_for
 from .memory import estimated_peak, memory_available
 from .naming import PyramidNames, tile_path
-from .pyramid import IIIFOutput, PyramidStats, write_pyramid
+from .pyramid import OUTPUTS, IIIFOutput, PyramidStats, parse_outputs, write_pyramid
 from .settings import DEFAULT_MAX_PIXELS, TileSettings
-from .sinks import DirectorySink, TileSink
+from .sinks import DirectorySink, ObjectStream, TileSink
 from .source import SourceImage, check_header, open_image
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "IIIFOutput",
     "ImageTooLarge",
     "InvalidImage",
+    "OUTPUTS",
+    "ObjectStream",
     "Limits",
     "PyramidNames",
     "PyramidStats",
@@ -45,6 +49,7 @@ __all__ = [
     "formats_for",
     "memory_available",
     "open_image",
+    "parse_outputs",
     "tile_format",
     "tile_path",
     "write_pyramid",

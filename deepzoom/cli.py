@@ -21,7 +21,8 @@ from . import (
     TileSettings,
     memory_available,
 )
-from .pyramid import write_pyramid
+from .pyramid import parse_outputs, write_pyramid
+from .pyramidal_tiff import tiff_tile_count
 from .source import open_image
 
 
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("src", type=Path, help="image file (JPEG, PNG, TIFF, WebP, GIF, BMP, HEIC, AVIF, JPEG 2000)")
-    parser.add_argument("outdir", type=Path, help="folder for NAME.dzi and NAME_files/")
+    parser.add_argument("outdir", type=Path, help="folder for NAME.dzi and NAME_files/ (or NAME.tif)")
     parser.add_argument("--tile-size", type=int, default=defaults.tile_size, help="tile edge in pixels, overlap aside")
     parser.add_argument(
         "--overlap", type=int, default=defaults.overlap, help="pixels each tile repeats of its neighbours"
@@ -54,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--name", help="output name (none: SRC without its extension)")
     parser.add_argument("--workers", type=int, default=4, help="threads that encode and write tiles")
+    parser.add_argument(
+        "--output",
+        default="dzi",
+        help="dzi (NAME.dzi and NAME_files/), tiff (NAME.tif, one pyramidal TIFF) or dzi,tiff (both, one decode)",
+    )
+    parser.add_argument("--tiff-tile-size", type=int, default=defaults.tiff_tile_size, help="TIFF tile edge")
     parser.add_argument("--iiif-id", metavar="URL", help="also write a IIIF level-0 service, NAME_iiif/, with this id")
     parser.add_argument("--iiif-tile-size", type=int, default=512, help="tile size of the IIIF service")
     return parser.parse_args(argv)
@@ -64,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or args.src.stem
     started = time.perf_counter()
     try:
-        settings = TileSettings(args.tile_size, args.overlap, args.format, args.quality, args.background)
+        settings = TileSettings(
+            args.tile_size, args.overlap, args.format, args.quality, args.background, args.tiff_tile_size
+        )
+        outputs = parse_outputs(args.output)
     except ValueError as error:  # the options' fault, not the image's
         print(f"deepzoom: {error}", file=sys.stderr)
         return 2
@@ -75,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepzoom: {args.src}: {_reason(error)}", file=sys.stderr)
         return 1
     iiif = IIIFOutput(args.iiif_id, args.iiif_tile_size) if args.iiif_id else None
-    total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count
+    total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count if "dzi" in outputs else 0
+    if "tiff" in outputs:
+        total += tiff_tile_count(*image.size, settings.tiff_tile_size)
     if iiif is not None:
         total += len(IIIFLayout(*image.size, iiif.tile_size, settings.format).all_paths()) - 1  # not info.json
     with tqdm(total=total, unit="tile", disable=None, file=sys.stderr) as bar:
@@ -88,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 progress=bar.update,
                 iiif=iiif,
+                outputs=outputs,
             )
         except DeepZoomError as error:  # a streamed image's data broke off
             print(f"deepzoom: {args.src}: {error}", file=sys.stderr)
@@ -96,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deepzoom: {args.outdir}: {_reason(error)}", file=sys.stderr)
             return 1
     seconds = time.perf_counter() - started
+    written = ", ".join(str(args.outdir / f"{name}.{'tif' if output == 'tiff' else output}") for output in outputs)
     print(
-        f"{args.src} -> {args.outdir / (name + '.dzi')}: {stats.width}x{stats.height}, "
+        f"{args.src} -> {written}: {stats.width}x{stats.height}, "
         f"{stats.levels} levels, {stats.tiles} tiles, {stats.bytes / 1e6:.1f} MB in {seconds:.2f} s ({image.decoding})"
     )
     return 0

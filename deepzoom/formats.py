@@ -55,8 +55,9 @@ class TileEncoder:
     ``close`` releases those files.
     """
 
-    def __init__(self, tile_format: TileFormat, quality: int) -> None:
-        self.options = tile_format.save_options(quality)
+    def __init__(self, tile_format: TileFormat, quality: int, **options: Any) -> None:
+        """``options`` go to ``Image.save`` beside the format's own (a TIFF's tiles leave out their tables)."""
+        self.options = tile_format.save_options(quality) | options
         self._spare: queue.SimpleQueue[BinaryIO] = queue.SimpleQueue()
         self._opened: list[BinaryIO] = []
 

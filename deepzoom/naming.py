@@ -35,6 +35,11 @@ class PyramidNames:
         return f"{self.name}.html"
 
     @property
+    def tiff(self) -> str:
+        """The pyramidal TIFF: every level in one file."""
+        return f"{self.name}.tif"
+
+    @property
     def files_prefix(self) -> str:
         return f"{self.name}_files/"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,12 +24,15 @@ from .geometry import DeepZoomGeometry
 from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
 from .iiif import IIIFLayout
 from .naming import PyramidNames
+from .pyramidal_tiff import PyramidalTiff
 from .settings import TileSettings
 from .sinks import TileSink
 from .source import SourceImage
 
 Progress = Callable[[int], None]
+TileStore = Callable[[int, int, Image.Image], tuple[int, int]]  # (column, row, tile) -> (files, bytes) stored
 IN_FLIGHT_BYTES = 32 * 2**20  # pixels of tiles queued for encoding: a few tile rows of a wide level
+OUTPUTS = ("dzi", "tiff")
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,9 @@ class PyramidStats:
     width: int
     height: int
     levels: int
-    tiles: int
-    bytes: int
+    tiles: int  # tiles made: Deep Zoom and IIIF files, and the TIFF's tiles
+    bytes: int  # their bytes (a TIFF tile identical to one stored adds none)
+    tiff_bytes: int = 0  # the pyramidal TIFF's size, where one was made
 
 
 @dataclass(frozen=True)
@@ -49,20 +53,21 @@ class IIIFOutput:
     tile_size: int = 512
 
 
-def _dzi_paths(names: PyramidNames, level: int, extension: str, column: int, row: int) -> list[str]:
-    return [names.tile(level, column, row, extension)]
-
-
-def _iiif_paths(layout: IIIFLayout, names: PyramidNames, level: int, column: int, row: int) -> list[str]:
-    return [names.iiif_prefix + path for path in layout.tile_paths(level, column, row)]
+def parse_outputs(text: str) -> tuple[str, ...]:
+    """``"dzi"``, ``"tiff"`` or ``"dzi,tiff"`` (any order, spaces allowed) as the outputs' names."""
+    names = tuple(dict.fromkeys(name.strip().lower() for name in text.split(",")))
+    unknown = [name for name in names if name not in OUTPUTS]
+    if unknown or not names:
+        raise ValueError(f"output {text!r} is not one of dzi, tiff or dzi,tiff")
+    return tuple(name for name in OUTPUTS if name in names)
 
 
 @dataclass
 class _Grid:
-    """One way a level is cut into tiles: its spans (tile size and overlap) and the tiles' paths."""
+    """One way a level is cut into tiles: its spans (tile size and overlap) and where each tile goes."""
 
     spans: DeepZoomGeometry
-    paths: Callable[[int, int], list[str]]  # (column, row) -> where the tile goes
+    store: TileStore
     next_row: int = 0
 
 
@@ -75,6 +80,7 @@ def write_pyramid(
     workers: int = 4,
     progress: Progress | None = None,
     iiif: IIIFOutput | None = None,
+    outputs: Collection[str] = ("dzi",),
     before_publish: Callable[[], None] | None = None,
 ) -> PyramidStats:
     """Write every tile of ``source`` to ``sink``, then the ``.dzi`` descriptor.
@@ -83,39 +89,63 @@ def write_pyramid(
     its exception is raised and no descriptor is written, so a viewer never
     sees a pyramid with holes. With ``iiif``, the same levels are also cut
     into a IIIF level-0 service under ``NAME_iiif/``, its ``info.json``
-    written after its tiles. ``before_publish`` is called once every tile
-    is stored, before those two: it raises to publish nothing (the S3 side
-    checks there that its source is still current).
+    written after its tiles. With ``"tiff"`` in ``outputs`` the same levels
+    also fill ``NAME.tif``, a pyramidal TIFF published whole once every tile
+    is in (with only ``"tiff"``, no Deep Zoom tiles are made). ``before_publish``
+    is called once every tile is stored, before anything is published: it
+    raises to publish nothing (the S3 side checks there that its source is
+    still current).
     """
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
     names = PyramidNames(name)
     writer = _TileWriter(sink, settings, workers, progress)
-    extension = writer.extension
-    layout = IIIFLayout(*source.size, iiif.tile_size, extension) if iiif else None
-    band_height = max(settings.tile_size, iiif.tile_size if iiif else 0)
+    layout = IIIFLayout(*source.size, iiif.tile_size, writer.extension) if iiif else None
+    tiff = None
+    if "tiff" in outputs:
+        tiff = PyramidalTiff(sink, names.tiff, *source.size, settings.tiff_tile_size, settings.quality)
+    band_height = max(settings.tile_size, iiif.tile_size if iiif else 0, settings.tiff_tile_size if tiff else 0)
     band_height += band_height % 2  # one tile row, even so halving never splits a pair
     top = None
     for level in range(geometry.level_count):
-        grids = [_Grid(geometry, functools.partial(_dzi_paths, names, level, extension))]
+        grids = []
+        if "dzi" in outputs:
+            grids.append(_Grid(geometry, functools.partial(writer.store_files, names, level)))
         if layout is not None and level in layout.levels:
-            grids.append(_Grid(layout.grid, functools.partial(_iiif_paths, layout, names, level)))
-        top = _Level(level, grids, writer, band_height, below=top)
+            grids.append(_Grid(layout.grid, functools.partial(writer.store_iiif_files, layout, names, level)))
+        if tiff is not None and level in tiff.levels:
+            grids.append(_Grid(tiff.grid, functools.partial(_store_in_tiff, tiff, level)))
+        top = _Level(level, geometry.level_size(level), grids, writer, band_height, below=top)
     assert top is not None
     try:
         for band in source.bands(band_height, settings.flatten_onto):
             top.push(band)
             del band  # not held while the next band decodes
         top.finish()
+        tiles, size = writer.close()
+        if before_publish is not None:
+            before_publish()
+        if tiff is not None:
+            tiff.finish()
     except BaseException:
         writer.abort()
+        if tiff is not None:
+            tiff.abort()
         raise
-    tiles, size = writer.close()
-    if before_publish is not None:
-        before_publish()
     if layout is not None and iiif is not None:
         sink.put(names.iiif_info, layout.info_json(iiif.service_id), IIIF_CONTENT_TYPE)
-    sink.put(names.descriptor, dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
-    return PyramidStats(geometry.width, geometry.height, geometry.level_count, tiles, size)
+    if "dzi" in outputs:
+        sink.put(names.descriptor, dzi.descriptor(geometry, settings.format), dzi.CONTENT_TYPE)
+    return PyramidStats(
+        geometry.width, geometry.height, geometry.level_count, tiles, size, tiff.size if tiff is not None else 0
+    )
+
+
+def _store_in_tiff(tiff: PyramidalTiff, level: int, column: int, row: int, tile: Image.Image) -> tuple[int, int]:
+    try:
+        return 1, tiff.add(level, column, row, tile)
+    except BaseException as error:
+        error.add_note(f"while storing the TIFF's tile ({column}, {row}) of level {level}")
+        raise
 
 
 class _Level:
@@ -126,13 +156,21 @@ class _Level:
     of its grids cuts a tile row as soon as the rows it spans are held.
     """
 
-    def __init__(self, level: int, grids: list[_Grid], writer: _TileWriter, chunk: int, below: _Level | None) -> None:
+    def __init__(
+        self,
+        level: int,
+        size: tuple[int, int],
+        grids: list[_Grid],
+        writer: _TileWriter,
+        chunk: int,
+        below: _Level | None,
+    ) -> None:
         self.level = level
         self.grids = grids
         self.chunk = chunk
         self.writer = writer
         self.below = below
-        self.width, self.height = grids[0].spans.level_size(level)
+        self.width, self.height = size
         self.rows: Image.Image | None = None
         self.rows_top = 0  # level row held in self.rows[0]
         self.halved = 0  # rows already passed down to the level below (or, at level 0, done with)
@@ -186,7 +224,7 @@ class _Level:
                 for column in range(columns):
                     left, right = grid.spans.tile_span(column, self.width)
                     box = (left, top - self.rows_top, right, bottom - self.rows_top)
-                    self.writer.submit(grid.paths(column, grid.next_row), self.rows, box)
+                    self.writer.submit(functools.partial(grid.store, column, grid.next_row), self.rows, box)
                 grid.next_row += 1
 
     def _halve(self, count: int) -> None:
@@ -221,8 +259,32 @@ class _TileWriter:
         self._tiles = 0
         self._bytes = 0
 
-    def submit(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
-        """Cut ``box`` from ``rows``, encode it once and store it at each of ``paths``.
+    def store_files(
+        self, names: PyramidNames, level: int, column: int, row: int, tile: Image.Image
+    ) -> tuple[int, int]:
+        """Encode a Deep Zoom tile and store it where OpenSeadragon looks for it."""
+        return self._put([names.tile(level, column, row, self.extension)], tile)
+
+    def store_iiif_files(
+        self, layout: IIIFLayout, names: PyramidNames, level: int, column: int, row: int, tile: Image.Image
+    ) -> tuple[int, int]:
+        """Encode a IIIF tile once and store it at each request it answers."""
+        return self._put([names.iiif_prefix + path for path in layout.tile_paths(level, column, row)], tile)
+
+    def _put(self, paths: list[str], tile: Image.Image) -> tuple[int, int]:
+        try:
+            data = self.encoder.encode(tile)
+            for path in paths:
+                self.sink.put(path, data, self.format.content_type)
+        except BaseException as error:
+            error.add_note(f"while storing tile {paths[0]}")
+            raise
+        return len(paths), len(data) * len(paths)
+
+    def submit(
+        self, store: Callable[[Image.Image], tuple[int, int]], rows: Image.Image, box: tuple[int, int, int, int]
+    ) -> None:
+        """Cut ``box`` from ``rows`` and ``store`` it.
 
         The cut happens on the pool too, so the thread feeding rows only halves and schedules:
         ``rows`` is never changed once made (a level joins new bands into a new image).
@@ -234,7 +296,7 @@ class _TileWriter:
                 raise self._error
             self._queued_tiles += 1
             self._queued_bytes += pixel_bytes
-        future = self._pool.submit(self._store, paths, rows, box)
+        future = self._pool.submit(self._store, store, rows, box)
         future.add_done_callback(functools.partial(self._release, pixel_bytes))
 
     def _has_room(self, pixel_bytes: int) -> bool:
@@ -248,20 +310,19 @@ class _TileWriter:
             self._queued_bytes -= pixel_bytes
             self._room.notify_all()
 
-    def _store(self, paths: list[str], rows: Image.Image, box: tuple[int, int, int, int]) -> None:
+    def _store(
+        self, store: Callable[[Image.Image], tuple[int, int]], rows: Image.Image, box: tuple[int, int, int, int]
+    ) -> None:
         if self._error is not None:
             return  # a tile failed: those still queued are neither encoded nor sent
         try:
-            data = self.encoder.encode(rows.crop(box))
-            for path in paths:
-                self.sink.put(path, data, self.format.content_type)
+            files, size = store(rows.crop(box))
             with self._room:
-                self._tiles += len(paths)
-                self._bytes += len(data) * len(paths)
+                self._tiles += files
+                self._bytes += size
             if self.progress is not None:
-                self.progress(len(paths))
+                self.progress(files)
         except BaseException as error:
-            error.add_note(f"while storing tile {paths[0]}")
             with self._room:
                 if self._error is None:
                     self._error = error

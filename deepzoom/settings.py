@@ -8,6 +8,7 @@ from PIL import ImageColor
 
 from .formats import TileFormat, tile_format
 from .geometry import check_tiling
+from .pyramidal_tiff import check_tiff_tile_size
 
 # A cap on work, not on memory (memory admission guards that): 10 GP is about 160,000 tiles,
 # some ten minutes of a one-vCPU Lambda, inside its 15-minute limit.
@@ -23,9 +24,11 @@ class TileSettings:
     format: str = "jpg"
     quality: int = 80
     background: str = "#ffffff"
+    tiff_tile_size: int = 256  # of a pyramidal TIFF's tiles (no overlap; a multiple of 16)
 
     def __post_init__(self) -> None:
         check_tiling(self.tile_size, self.overlap)
+        check_tiff_tile_size(self.tiff_tile_size)
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be in 1..100, got {self.quality}")
         object.__setattr__(self, "format", self.tile_format.name)

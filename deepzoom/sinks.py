@@ -1,4 +1,5 @@
-"""Where finished tiles go. A sink is anything with ``put(path, data, content_type)``.
+"""Where finished tiles go: a sink ``put``s one object whole (a tile, a descriptor), or ``open``s one that
+is written as it grows (a pyramidal TIFF).
 
 The engine calls ``put`` from several threads at once, so sinks must be
 thread-safe; paths are relative and use ``/``.
@@ -11,9 +12,29 @@ from pathlib import Path
 from typing import Protocol
 
 
+class ObjectStream(Protocol):
+    """One object written front to back but for its first ``head_size`` bytes, which come last.
+
+    Nobody sees the object before ``publish``; then it replaces any earlier one at once, whole.
+    ``abort`` leaves nothing behind (and the earlier object, if any, as it was).
+    """
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (after the head and whatever came before); one thread at a time."""
+
+    def publish(self, head: bytes) -> None:
+        """Put ``head`` (``head_size`` bytes) in front and make the object visible."""
+
+    def abort(self) -> None:
+        """Drop what was written."""
+
+
 class TileSink(Protocol):
     def put(self, path: str, data: bytes, content_type: str) -> None:
         """Store ``data`` at ``path``, or raise."""
+
+    def open(self, path: str, content_type: str, head_size: int) -> ObjectStream:
+        """Start the object at ``path``, whose first ``head_size`` bytes are given last."""
 
 
 class DirectorySink:
@@ -30,3 +51,31 @@ class DirectorySink:
             self._made.add(folder)
         with open(os.path.join(self.root, path), "wb") as file:
             file.write(data)
+
+    def open(self, path: str, content_type: str, head_size: int) -> ObjectStream:
+        return _FileStream(self.root / path, head_size)
+
+
+class _FileStream:
+    """A file written beside its final name and renamed onto it when published, so a reader sees the old
+    file or the new one whole."""
+
+    def __init__(self, path: Path, head_size: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.{os.getpid()}.{id(self):x}.partial")
+        self.file = open(self.partial, "wb")
+        self.file.seek(head_size)
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def publish(self, head: bytes) -> None:
+        self.file.seek(0)
+        self.file.write(head)
+        self.file.close()
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+        self.partial.unlink(missing_ok=True)
