@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from deepzoom import DEFAULT_MAX_PIXELS, IIIFOutput, Limits, TileSettings, formats_for, memory_available
+from deepzoom import (
+    DEFAULT_MAX_PIXELS,
+    IIIFOutput,
+    Limits,
+    TileSettings,
+    formats_for,
+    memory_available,
+    parse_outputs,
+)
 
 _DEFAULT_EXTENSIONS = "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif,avif,jp2,j2k,jpf,jpx"
 RETRY_MODES = ("standard", "adaptive")
@@ -36,6 +44,10 @@ class Settings:
     # Where pyramids go: the bucket, and a key prefix ("" for the bucket's root, else e.g. "zoom/").
     zoom_bucket: str = "lambdazoom-zoom"
     dest_prefix: str = ""
+    # What a conversion writes (OUTPUT): "dzi" (STEM.dzi and a tile per object under STEM_files/), "tiff"
+    # (STEM.tif, one pyramidal TIFF: one object instead of thousands, read by range), or "dzi,tiff" (both,
+    # from one decode). The TIFF's tiles measure TIFF_TILE_SIZE and use TILE_QUALITY.
+    output: tuple[str, ...] = ("dzi",)
     # How tiles are cut and encoded (TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY, BACKGROUND).
     tiles: TileSettings = field(default_factory=TileSettings)
     # Everything an upload is judged by before it is decoded (see deepzoom/limits.py): MAX_PIXELS,
@@ -94,6 +106,8 @@ class Settings:
             self.viewer_pages and [self.openseadragon_url, self.openseadragon_sri],
             self.iiif_output and [self.iiif_base_url, self.iiif_tile_size],
         ]
+        if self.output != ("dzi",):  # so the pyramids made before OUTPUT existed keep their fingerprint
+            described.append([self.output, tiles.tiff_tile_size])
         return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> Settings:
@@ -151,13 +165,14 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
 
     tile_defaults = defaults.tiles
     tiles = built(
-        "TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY or BACKGROUND",
+        "TILE_SIZE, TILE_OVERLAP, TILE_FORMAT, TILE_QUALITY, BACKGROUND or TIFF_TILE_SIZE",
         lambda: TileSettings(
             read("TILE_SIZE", _whole_number, tile_defaults.tile_size),
             read("TILE_OVERLAP", _whole_number, tile_defaults.overlap),
             read("TILE_FORMAT", str, tile_defaults.format),
             read("TILE_QUALITY", _whole_number, tile_defaults.quality),
             read("BACKGROUND", str, tile_defaults.background),
+            read("TIFF_TILE_SIZE", _whole_number, tile_defaults.tiff_tile_size),
         ),
         tile_defaults,
     )
@@ -180,6 +195,7 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     values = {
         "zoom_bucket": read("S3_ZOOM_BUCKET", str, defaults.zoom_bucket),
         "dest_prefix": read("DEST_PREFIX", str, defaults.dest_prefix),
+        "output": read("OUTPUT", parse_outputs, defaults.output),
         "tiles": tiles,
         "limits": limits,
         "accepted_extensions": extensions,

@@ -12,6 +12,7 @@ from typing import Any
 import moto.backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+from moto.s3.exceptions import MissingKey, PreconditionFailed
 from moto.s3.responses import S3Response
 
 # Headers and body go out in separate writes; with Nagle's algorithm on, the body can wait 40 ms for an ACK.
@@ -39,8 +40,27 @@ def _atomic_when_conditional(handler: Callable[..., Any]) -> Callable[..., Any]:
     return handle
 
 
+def _completion_honours_if_match(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """S3 completes a multipart upload with ``If-Match`` only over an object with that ETag (412 otherwise, 404
+    where there is none); moto 5.2 honours ``If-None-Match`` there but not ``If-Match``."""
+
+    @functools.wraps(handler)
+    def handle(self: S3Response, request: Any, body: bytes, bucket_name: str, query: dict[str, Any], key_name: str) -> Any:
+        wanted = self.headers.get("If-Match")
+        if query.get("uploadId") and wanted:
+            existing = self.backend.get_object(bucket_name, key_name)
+            if existing is None:
+                raise MissingKey(key=key_name)
+            if existing.etag.strip('"') != wanted.strip('"'):
+                raise PreconditionFailed("If-Match")
+        return handler(self, request, body, bucket_name, query, key_name)
+
+    return handle
+
+
 S3Response.put_object = _atomic_when_conditional(S3Response.put_object)
 S3Response.delete_object = _atomic_when_conditional(S3Response.delete_object)
+S3Response._key_response_post = _atomic_when_conditional(_completion_honours_if_match(S3Response._key_response_post))
 
 
 class LocalS3:

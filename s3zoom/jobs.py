@@ -29,6 +29,7 @@ from config import Settings
 from .clients import bucket_region, s3_client, tile_store
 from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, is_own_output, path_problem
 from .lease import Lease
+from .multipart import ReplacedMeanwhile
 from .owners import stem_owner
 from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
 from .page import viewer_page
@@ -92,6 +93,11 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
         return {"action": Outcome.SKIPPED, **report, "reason": reason}
     if reason := unconvertible_reason(settings, key):
         raise PermanentFailure(reason)
+    if bucket == settings.zoom_bucket and not settings.dest_prefix and "tiff" in settings.output:
+        raise PermanentFailure(  # a.jpg's a.tif would be a source too, and the source a.tif its own output
+            "OUTPUT includes tiff and the zoom bucket is the source bucket: set DEST_PREFIX to keep the .tif "
+            "files apart from the sources"
+        )
     s3 = client(settings)
     zoom = ZoomBucket(s3, settings)
     keys = PyramidKeys.for_source(key, settings.dest_prefix)
@@ -104,8 +110,9 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
         source = _current_source(settings, s3, bucket, key)  # again: it may have changed while this waited
         if source is None:
             return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
-        published = zoom.head(keys.descriptor)
-        _refuse_foreign_pyramid(zoom, keys, published)
+        descriptor, tiff = zoom.head(keys.descriptor), zoom.head(keys.tiff)
+        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff)
+        published = descriptor if "dzi" in settings.output else tiff
         if not force and published is not None and same_marker(metadata_of(published), marker(key, source, settings)):
             return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
         _admit_from_header(settings, s3, bucket, key, source)
@@ -114,13 +121,14 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
             with scratch_folder(settings.tmp_dir, source["ContentLength"]) as folder:
                 image = _fetch_and_decode(settings, s3, bucket, key, source, folder, timings)
                 lease.confirm()  # deletions follow: only by the lease's holder
-                if published is not None:  # a different source or settings: no viewer may pair them with new tiles
-                    zoom.retire(keys)
+                if descriptor is not None:  # a different source or settings: no viewer may pair them with new tiles
+                    zoom.retire(keys)  # (a .tif is not retired: the new one replaces it whole when it is done)
                 # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go
                 # now, before the new descriptor marks the work done: a retry after a failure here sweeps again.
                 iiif = settings.iiif_for(keys.name)
                 orphans = zoom.sweep(keys, image.size, settings.tiles, iiif.tile_size if iiif else None)
-                stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, timings)
+                seen = {keys.tiff: tiff["ETag"]} if tiff is not None else {}
+                stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, seen, timings)
                 decoding = image.decoding
         except NoRoom as error:
             if error.ever:
@@ -129,7 +137,7 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
         except _Superseded as superseded:
             withdrawn = zoom.withdraw(keys)
             return {"action": Outcome.SUPERSEDED, **report, "reason": f"{superseded} ({withdrawn} tiles withdrawn)"}
-    return _converted(report, source, decoding, keys, iiif is not None, stats, orphans, timings)
+    return _converted(report, settings, source, decoding, keys, stats, orphans, timings)
 
 
 def remove(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
@@ -181,9 +189,9 @@ def _current_source(settings: Settings, s3: Any, bucket: str, key: str) -> dict[
     if owner != key:
         if head(s3, bucket, key) is None:
             return None  # this key is gone anyway: nothing to convert, and nothing to say about the owner
-        descriptor = PyramidKeys.for_source(key, settings.dest_prefix).descriptor
+        published = PyramidKeys.for_source(key, settings.dest_prefix).published(settings.output)
         raise PermanentFailure(
-            f"{descriptor} belongs to {owner!r}, the newest object with this stem; "
+            f"{published} belongs to {owner!r}, the newest object with this stem; "
             f"rename {key!r} to give it a pyramid of its own"
         )
     return head(s3, bucket, key)
@@ -196,9 +204,16 @@ def _stem_owner(settings: Settings, s3: Any, bucket: str, key: str) -> str | Non
     return stem_owner(s3, bucket, key, is_source)
 
 
-def _refuse_foreign_pyramid(zoom: ZoomBucket, keys: PyramidKeys, published: dict[str, Any] | None) -> None:
-    """A ``.dzi``, or tiles, at this pyramid's keys that someone else wrote: not ours to replace."""
-    foreign = keys.descriptor if is_foreign(published) else zoom.foreign_tile(keys)
+def _refuse_foreign_pyramid(
+    zoom: ZoomBucket, keys: PyramidKeys, descriptor: dict[str, Any] | None, tiff: dict[str, Any] | None
+) -> None:
+    """A ``.dzi``, a ``.tif`` or tiles at this pyramid's keys that someone else wrote: not ours to replace."""
+    if is_foreign(descriptor):
+        foreign: str | None = keys.descriptor
+    elif is_foreign(tiff) and "tiff" in zoom.settings.output:
+        foreign = keys.tiff
+    else:
+        foreign = zoom.foreign_tile(keys)
     if foreign:
         raise PermanentFailure(f"{foreign} is in the zoom bucket but LambdaZoom did not write it; move it away")
 
@@ -255,11 +270,15 @@ def _publish(
     keys: PyramidKeys,
     image: deepzoom.SourceImage,
     lease: Lease,
+    seen: dict[str, str],
     timings: dict[str, float],
 ) -> deepzoom.PyramidStats:
-    """Write the page and every tile, then, if this conversion is still current, the ``.dzi``."""
+    """Write the page and every tile, then, if this conversion is still current, the ``.tif`` and the ``.dzi``
+    (``seen``: the ETags of the objects this conversion replaces, as it saw them at its start)."""
     sink = S3Sink(
         _tile_store(settings, zoom.s3),
+        s3=zoom.s3,
+        seen=seen,
         cache_control=settings.cache_control,
         index_cache_control=settings.index_cache_control,
         metadata=marker(key, source, settings),
@@ -293,8 +312,11 @@ def _publish(
                 settings.tiles,
                 workers=settings.upload_concurrency,
                 iiif=settings.iiif_for(keys.name),
+                outputs=settings.output,
                 before_publish=still_current,
             )
+        except ReplacedMeanwhile as replaced:  # a newer conversion published its .tif first
+            raise _Superseded(str(replaced)) from None
         except deepzoom.DeepZoomError as error:  # a streamed image's data broke off: no descriptor was written
             lease.confirm()  # nothing is deleted on behalf of a conversion that lost its lease
             withdrawn = zoom.withdraw(keys)
@@ -304,22 +326,24 @@ def _publish(
 
 def _converted(
     report: dict[str, Any],
+    settings: Settings,
     source: dict[str, Any],
     decoding: str,
     keys: PyramidKeys,
-    iiif: bool,
     stats: deepzoom.PyramidStats,
     orphans: int,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """The one JSON line a conversion logs."""
+    dzi, tiff = "dzi" in settings.output, "tiff" in settings.output
     return {
         "action": Outcome.CONVERTED,
         **report,
         "bytes": source["ContentLength"],
         "decoding": decoding,
-        "descriptor": keys.descriptor,
-        **({"iiif": keys.iiif_info} if iiif else {}),
+        **({"descriptor": keys.descriptor} if dzi else {}),
+        **({"tiff": keys.tiff, "tiff_bytes": stats.tiff_bytes} if tiff else {}),
+        **({"iiif": keys.iiif_info} if settings.iiif_output else {}),
         "width": stats.width,
         "height": stats.height,
         "pixels": stats.width * stats.height,

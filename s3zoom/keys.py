@@ -23,6 +23,10 @@ class PyramidKeys(PyramidNames):
         stem, _ = posixpath.splitext(source_key)
         return cls(dest_prefix + stem)
 
+    def published(self, outputs: tuple[str, ...]) -> str:
+        """The object whose arrival marks the pyramid done: the ``.dzi`` (written last), or the ``.tif`` alone."""
+        return self.descriptor if "dzi" in outputs else self.tiff
+
     @property
     def lease(self) -> str:
         """Held by the one conversion writing this pyramid (see lease.py)."""

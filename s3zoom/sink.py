@@ -1,11 +1,15 @@
-"""The S3 tile sink: each tile goes from memory straight to the zoom bucket."""
+"""The S3 sink: each tile goes from memory straight to the zoom bucket; a pyramidal TIFF goes up in parts as
+it is written (multipart.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import obstore
 from obstore.store import S3Store
+
+from .multipart import MultipartStream
 
 
 class S3Sink:
@@ -14,18 +18,25 @@ class S3Sink:
     Tiles keep ``cache_control``; anything else (a descriptor, a page, ``info.json``) names tiles and gets
     ``index_cache_control``, or a viewer could pair an old descriptor with new tiles. ``guard`` is called
     before each PUT and raises when no more may be written (the conversion lost its lease).
+
+    Objects that are ``open``ed go up through the boto3 client ``s3`` as multipart uploads, each replacing
+    only the ETag ``seen`` names for its path (or, where it names none, only where there is no object).
     """
 
     def __init__(
         self,
         store: S3Store,
         *,
+        s3: Any = None,
+        seen: dict[str, str] | None = None,
         cache_control: str = "",
         index_cache_control: str = "",
         metadata: dict[str, str] | None = None,
         guard: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.s3 = s3
+        self.seen = seen or {}
         self.cache_control = cache_control
         self.index_cache_control = index_cache_control
         self.metadata = metadata or {}
@@ -39,3 +50,13 @@ class S3Sink:
         if cache_control:
             attributes["Cache-Control"] = cache_control
         obstore.put(self.store, path, data, attributes=attributes, use_multipart=False)
+
+    def open(self, path: str, content_type: str, head_size: int) -> MultipartStream:
+        attributes: dict[str, Any] = {"ContentType": content_type, "Metadata": self.metadata}
+        if self.index_cache_control:  # replaced in place: a browser must not pair cached ranges of two versions
+            attributes["CacheControl"] = self.index_cache_control
+        bucket = self.store.config["bucket"]
+        return MultipartStream(
+            self.s3, bucket, path, head_size, replaces=self.seen.get(path), attributes=attributes, guard=self.guard
+        )
+

@@ -113,8 +113,8 @@ def eventbridge_record(event: dict[str, Any], settings: Settings, s3: Any) -> S3
 def _names_something(record: S3Record, settings: Settings, s3: Any, key: str) -> bool:
     if record.created:
         return head(s3, record.bucket, key) is not None
-    descriptor = PyramidKeys.for_source(key, settings.dest_prefix).descriptor
-    return head(s3, settings.zoom_bucket, descriptor) is not None
+    published = PyramidKeys.for_source(key, settings.dest_prefix).published(settings.output)
+    return head(s3, settings.zoom_bucket, published) is not None
 
 
 def handle_batch_operations(event: dict[str, Any], settings: Settings, handle: Handle) -> dict[str, Any]:

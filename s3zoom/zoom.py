@@ -102,13 +102,14 @@ class ZoomBucket:
         )
 
     def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:
-        """Is the pyramid's ``.dzi`` up, ours, and made from the source and settings of ``wanted``?"""
-        published = self.head(keys.descriptor)
+        """Is the pyramid's ``.dzi`` (or, for OUTPUT=tiff, its ``.tif``) up, ours, and made from the source and
+        settings of ``wanted``?"""
+        published = self.head(keys.published(self.settings.output))
         return published is not None and not is_foreign(published) and same_marker(metadata_of(published), wanted)
 
     def owner(self, keys: PyramidKeys) -> str | None:
-        """The hash of the source key recorded on the pyramid's descriptor, or on a tile if there is no descriptor."""
-        found = self.head(keys.descriptor)
+        """The hash of the source key recorded on the pyramid's descriptor, else its TIFF, else a tile."""
+        found = self.head(keys.descriptor) or self.head(keys.tiff)
         if found is None:
             tile = next((key for key in self.listed(keys.files_prefix) if keys.is_tile(key)), None)
             found = self.head(tile) if tile else None
@@ -153,8 +154,11 @@ class ZoomBucket:
         (with ``layout_size``, the IIIF service's tile size, when there is one)."""
         geometry = DeepZoomGeometry(*size, tiles.tile_size, tiles.overlap)
         iiif_files = keys.iiif_files(IIIFLayout(*size, layout_size, tiles.format)) if layout_size else set()
-        deleted = self.delete(self._stale_tiles(keys, keys.tiles(geometry, tiles.format)))
+        wanted = keys.tiles(geometry, tiles.format) if "dzi" in self.settings.output else set()
+        deleted = self.delete(self._stale_tiles(keys, wanted))
         deleted += self.delete(self._stale_iiif_files(keys, iiif_files))
+        if "tiff" not in self.settings.output:
+            self.delete(self.ours([keys.tiff]))  # one an earlier conversion with OUTPUT=tiff made
         if not self.settings.viewer_pages:
             self.delete(self.ours([keys.page]))  # one an earlier conversion may have written
         return deleted
@@ -167,8 +171,9 @@ class ZoomBucket:
         return deleted + self.delete(self._stale_iiif_files(keys, wanted=set()))
 
     def remove(self, keys: PyramidKeys) -> int:
-        """Delete the whole pyramid, ``.dzi`` first, but for what is someone else's; returns the tiles deleted."""
-        self.delete(self.ours([keys.descriptor, keys.page]))
+        """Delete the whole pyramid, ``.dzi`` and ``.tif`` first, but for what is someone else's; returns the tiles
+        deleted."""
+        self.delete(self.ours([keys.descriptor, keys.tiff, keys.page]))
         foreign = self.foreign_tile(keys)
         if foreign:
             log.warning("left alone: %s and the tiles beside it are not LambdaZoom's", foreign)
