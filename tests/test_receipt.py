@@ -9,12 +9,14 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET, forget_clients, use_settings
 from helpers import sample_image, upload_image
 
+import config
 import lambdazoom
 from localaws.proxy import FaultyProxy
 from s3zoom import jobs, prices, receipt
@@ -166,6 +168,9 @@ def test_a_receipt_prices_the_settings_memory_for_its_duration(lambda_config):
     expected = prices.cost_usd(fields["requests"], fields["gb_seconds"], bill.architecture)
     assert fields["cost_usd"] == pytest.approx(expected, abs=1e-9)
     assert receipt.current() is None, "a receipt is current only within its block"
+    dev = json.loads((Path(__file__).parent.parent / "zappa_settings.json").read_text())["dev"]
+    with receipt.tally(config.Settings()) as bill:  # settings that know no memory: the dev stage's is priced
+        assert bill.memory_mb == dev["memory_size"]
 
 
 def test_the_embedded_metrics_carry_each_receipt(s3, caplog, capsys):
