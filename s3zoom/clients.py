@@ -38,6 +38,11 @@ def session() -> boto3.session.Session:
 @functools.cache
 def s3_client(pool_size: int, retry_mode: str, max_attempts: int) -> Any:
     """One shared, thread-safe S3 client per setting, kept across warm invocations."""
+    return new_s3_client(pool_size, retry_mode, max_attempts)
+
+
+def new_s3_client(pool_size: int, retry_mode: str, max_attempts: int) -> Any:
+    """An S3 client of its own, with connections of its own (a receipt's, see receipt.py)."""
     return session().client(
         "s3",
         config=Config(

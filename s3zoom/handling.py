@@ -9,7 +9,7 @@ from typing import Any
 
 from config import Settings
 
-from . import jobs, metrics
+from . import jobs, metrics, receipt
 from .events import S3Record, s3_records
 from .jobs import Outcome
 
@@ -76,28 +76,33 @@ def _handle_records(records: list[S3Record], event: Any, settings: Settings) -> 
 
 
 def handle_record(record: S3Record, settings: Settings) -> Handled:
-    """Do one record's work and log its report."""
+    """Do one record's work and log its report, with the receipt of what the work cost (see receipt.py)."""
     _warn_if_zoom_bucket_is_unprefixed_source(record.bucket, settings)
-    try:
-        if record.created:
-            report = jobs.convert(settings, record.bucket, record.key, force=record.force)
-        elif record.removed:
-            report = jobs.remove(settings, record.bucket, record.key)
-        else:
-            report = {"action": Outcome.IGNORED, "reason": f"event {record.event_name or '(none)'}", "key": record.key}
-    except jobs.PermanentFailure as failure:
-        log.error(
-            json.dumps({"action": Outcome.FAILED, "bucket": record.bucket, "key": record.key, "reason": str(failure)})
-        )
-        metrics.record(Outcome.FAILED, {})
-        return Handled(Outcome.FAILED, reason=str(failure))
-    except Exception as error:  # noqa: BLE001 - any other failure is retried, and named
-        reason = f"s3://{record.bucket}/{record.key}: {type(error).__name__}: {error}"
-        log.exception(json.dumps({"action": "error", "bucket": record.bucket, "key": record.key, "reason": reason}))
-        return Handled(Outcome.FAILED, retry=reason, reason=reason)
-    log.info(json.dumps(report))
+    error: Exception | None = None
+    with receipt.tally(settings) as bill:
+        try:
+            report = _work(record, settings)
+        except jobs.PermanentFailure as failure:
+            report = {"action": Outcome.FAILED, "bucket": record.bucket, "key": record.key, "reason": str(failure)}
+        except Exception as caught:  # noqa: BLE001 - any other failure is retried, and named
+            error = caught
+            reason = f"s3://{record.bucket}/{record.key}: {type(error).__name__}: {error}"
+            report = {"action": "error", "bucket": record.bucket, "key": record.key, "reason": reason}
+        report |= bill.fields()
+    failed = report["action"] in (Outcome.FAILED, "error")
+    log.log(logging.ERROR if failed else logging.INFO, json.dumps(report), exc_info=error)
     metrics.record(report["action"], report)
+    if error is not None:
+        return Handled(Outcome.FAILED, retry=report["reason"], reason=report["reason"])
     return Handled(Outcome(report["action"]), reason=str(report.get("reason", "")))
+
+
+def _work(record: S3Record, settings: Settings) -> dict[str, Any]:
+    if record.created:
+        return jobs.convert(settings, record.bucket, record.key, force=record.force)
+    if record.removed:
+        return jobs.remove(settings, record.bucket, record.key)
+    return {"action": Outcome.IGNORED, "reason": f"event {record.event_name or '(none)'}", "key": record.key}
 
 
 _warned: set[str] = set()

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import deepzoom
 from config import Settings
 
+from . import receipt
 from .clients import bucket_region, s3_client, tile_store
 from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, is_own_output, path_problem
 from .lease import Lease
@@ -58,7 +59,10 @@ class PermanentFailure(Exception):
 
 
 def client(settings: Settings) -> Any:
-    return s3_client(settings.upload_concurrency + 8, settings.s3_retry_mode, settings.s3_max_attempts)
+    """The S3 client: the current receipt's own, which counts all the work's requests, else the shared one."""
+    options = (settings.upload_concurrency + 8, settings.s3_retry_mode, settings.s3_max_attempts)
+    bill = receipt.current()
+    return bill.client(*options) if bill else s3_client(*options)
 
 
 def skip_reason(settings: Settings, bucket: str, key: str) -> str | None:
@@ -283,6 +287,7 @@ def _publish(
         index_cache_control=settings.index_cache_control,
         metadata=marker(key, source, settings),
         guard=lease.check,
+        receipt=receipt.current(),
     )
 
     def still_current() -> None:

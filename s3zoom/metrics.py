@@ -5,7 +5,8 @@ Each handled object adds to an invocation's tally; :func:`publish` hands the tal
 ``Metrics`` at the end of the invocation (imported then, so a cold start that converts nothing does
 not pay for it). In namespace ``LambdaZoom``, dimension ``service=lambdazoom``: ``ImagesConverted``,
 ``ImagesFailed``, ``ImagesRemoved`` (counts), ``Megapixels``, ``Tiles`` and ``ConversionSeconds`` (sums,
-one data point per image).
+one data point per image); and the receipt of every handled object, whatever became of it (receipt.py):
+``S3Requests``, ``GBSeconds`` and ``CostUSD``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ _pending: list[tuple[str, str, float]] = []  # (name, unit, value) of this invoc
 
 
 def record(action: str, report: dict[str, Any]) -> None:
-    """Count one object's outcome; a conversion adds its size, tiles and seconds."""
+    """Count one object's outcome and what it cost; a conversion adds its size, tiles and seconds."""
     if action == "converted":
         _pending.append(("ImagesConverted", "Count", 1))
         _pending.append(("Megapixels", "Count", report.get("pixels", 0) / 1e6))
@@ -29,6 +30,9 @@ def record(action: str, report: dict[str, Any]) -> None:
         _pending.append(("ImagesRemoved", "Count", 1))
     elif action == "failed":
         _pending.append(("ImagesFailed", "Count", 1))
+    _pending.append(("S3Requests", "Count", sum(report["requests"].values())))
+    _pending.append(("GBSeconds", "None", report["gb_seconds"]))
+    _pending.append(("CostUSD", "None", report["cost_usd"]))
 
 
 def publish() -> None:

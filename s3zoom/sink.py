@@ -10,6 +10,7 @@ import obstore
 from obstore.store import S3Store
 
 from .multipart import MultipartStream
+from .receipt import Receipt
 
 
 class S3Sink:
@@ -17,10 +18,12 @@ class S3Sink:
 
     Tiles keep ``cache_control``; anything else (a descriptor, a page, ``info.json``) names tiles and gets
     ``index_cache_control``, or a viewer could pair an old descriptor with new tiles. ``guard`` is called
-    before each PUT and raises when no more may be written (the conversion lost its lease).
+    before each PUT and raises when no more may be written (the conversion lost its lease). Each PUT is
+    counted on ``receipt`` (once: obstore retries within ``obstore.put``, out of sight).
 
     Objects that are ``open``ed go up through the boto3 client ``s3`` as multipart uploads, each replacing
-    only the ETag ``seen`` names for its path (or, where it names none, only where there is no object).
+    only the ETag ``seen`` names for its path (or, where it names none, only where there is no object); the
+    conversion's own client counts their requests on its receipt.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class S3Sink:
         index_cache_control: str = "",
         metadata: dict[str, str] | None = None,
         guard: Callable[[], None] | None = None,
+        receipt: Receipt | None = None,
     ) -> None:
         self.store = store
         self.s3 = s3
@@ -41,6 +45,7 @@ class S3Sink:
         self.index_cache_control = index_cache_control
         self.metadata = metadata or {}
         self.guard = guard
+        self.receipt = receipt
 
     def put(self, path: str, data: bytes, content_type: str) -> None:
         if self.guard is not None:
@@ -49,6 +54,8 @@ class S3Sink:
         cache_control = self.cache_control if content_type.startswith("image/") else self.index_cache_control
         if cache_control:
             attributes["Cache-Control"] = cache_control
+        if self.receipt is not None:
+            self.receipt.count("PutObject")
         obstore.put(self.store, path, data, attributes=attributes, use_multipart=False)
 
     def open(self, path: str, content_type: str, head_size: int) -> MultipartStream:
