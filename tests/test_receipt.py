@@ -189,3 +189,25 @@ def test_the_embedded_metrics_carry_each_receipt(s3, caplog, capsys):
     assert line["GBSeconds"] == [report["gb_seconds"] for report in reports]
     assert line["CostUSD"] == [report["cost_usd"] for report in reports]
     assert all(cost > 0 for cost in line["CostUSD"])
+
+
+def test_a_tiff_conversion_carries_its_multipart_requests(counted, monkeypatch, caplog):
+    """OUTPUT=tiff: one object in parts; the receipt still holds exactly what S3 saw, part by part."""
+    import random
+
+    from PIL import Image
+
+    from s3zoom import multipart
+
+    caplog.set_level("INFO", "lambdazoom")
+    use_settings(monkeypatch, lease_seconds=86_400, output=("tiff",), quality=100)
+    monkeypatch.setattr(multipart, "PART_SIZE", multipart.MIN_PART)
+    noise = Image.frombytes("RGB", (2600, 2400), random.Random(3).randbytes(2600 * 2400 * 3))  # ~16 MiB of TIFF
+    upload_image(counted.s3, SOURCE_BUCKET, "one.png", noise, "PNG")
+    assert lambdazoom.handler(counted.next_event(), None)["done"] == 1
+    line = lines(caplog)["one.png"]
+    assert by_method(counted.s3, line["requests"]) == counted.proxy.methods
+    parts = line["requests"]["UploadPart"]
+    assert parts == -(-line["tiff_bytes"] // multipart.MIN_PART) >= 3
+    assert line["requests"]["CreateMultipartUpload"] == line["requests"]["CompleteMultipartUpload"] == 1
+    assert line["requests"]["PutObject"] == 2, "the page and the lease: no tile is an object of its own"
