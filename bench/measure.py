@@ -57,7 +57,7 @@ def process_cpu(pid: int) -> float:
 def verdict(label: str, value: float, limit: float, sense: str = "<=") -> str:
     """One target's line, in the form every benchmark prints: ``target LABEL <= LIMIT: VALUE met``."""
     met = value <= limit if sense == "<=" else value >= limit
-    return f"target {label} {sense} {limit}: {value:.2f} {'met' if met else 'NOT met'}"
+    return f"target {label} {sense} {limit}: {value:.3g} {'met' if met else 'NOT met'}"
 
 
 def _run_and_report(usage: Path, command: list[str]) -> int:

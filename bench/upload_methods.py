@@ -7,7 +7,9 @@ client does its signing and sending on threads of its own, those threads' CPU to
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -53,18 +55,41 @@ class PutClock:
                 self.calls += 1
 
 
-def handler(bucket: str, key: str, zoom: str, clock: PutClock) -> None:
-    """LambdaZoom's handler on the event S3 sends, tiles streamed from memory."""
-    os.environ["S3_ZOOM_BUCKET"] = zoom
+LAMBDA_MEMORY_MB = "1769"  # the dev stage's memory_size: what the receipt's GB-seconds are billed at
+
+
+def handler(bucket: str, key: str, zoom: str, clock: PutClock, output: str = "dzi") -> dict:
+    """LambdaZoom's handler on the event S3 sends, tiles streamed from memory (or, with ``output="tiff"``,
+    one pyramidal TIFF uploaded in parts). Returns the conversion's receipt from its log line."""
+    os.environ.update(S3_ZOOM_BUCKET=zoom, OUTPUT=output, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=LAMBDA_MEMORY_MB)
     import lambdazoom
     from s3zoom.events import s3_event
+    from s3zoom.multipart import MultipartStream
     from s3zoom.sink import S3Sink
 
-    put = S3Sink.put
+    put, publish = S3Sink.put, MultipartStream.publish
     S3Sink.put = lambda self, *args: clock.time(put, self, *args)  # type: ignore[method-assign]
+    MultipartStream.publish = lambda self, *args: clock.time(publish, self, *args)  # type: ignore[method-assign]
+    lines: list[dict] = []
+    logging.getLogger("lambdazoom").addHandler(_JsonLines(lines))
     result = lambdazoom.handler(s3_event(bucket, key), None)
     assert result["done"] == 1, result
     clock.seconds += runtime_threads_cpu()  # obstore signs and sends on its runtime's threads, not the callers'
+    line = next(line for line in lines if line.get("action") == "converted")
+    return {field: line[field] for field in ("requests", "gb_seconds", "cost_usd", "pixels")}
+
+
+class _JsonLines(logging.Handler):
+    """Keeps the handler's one-line JSON reports."""
+
+    def __init__(self, lines: list[dict]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("{"):
+            self.lines.append(json.loads(message))
 
 
 def runtime_threads_cpu() -> float:
@@ -139,7 +164,12 @@ def original(bucket: str, key: str, zoom: str, clock: PutClock) -> None:
                 clock.timed_process(client.upload_file, str(path), zoom, path.relative_to(out).as_posix())
 
 
-METHODS = {"lambdazoom": handler, "dzsave + 10 threads": dzsave_then_put, "original": original}
+METHODS = {
+    "lambdazoom": handler,
+    "lambdazoom, OUTPUT=tiff": functools.partial(handler, output="tiff"),
+    "dzsave + 10 threads": dzsave_then_put,
+    "original": original,
+}
 
 if __name__ == "__main__":
     method, bucket, key, zoom = sys.argv[1:5]
@@ -147,5 +177,5 @@ if __name__ == "__main__":
 
     Image.MAX_IMAGE_PIXELS = None  # the baselines open the 161 MP mosaic with plain Pillow
     clock = PutClock()
-    METHODS[method](bucket, key, zoom, clock)
-    print(json.dumps({"puts": clock.calls, "put_cpu": clock.seconds}))
+    receipt = METHODS[method](bucket, key, zoom, clock) or {}
+    print(json.dumps({"puts": clock.calls, "put_cpu": clock.seconds, **receipt}))

@@ -35,6 +35,7 @@ SOURCE_BUCKET = "bench-source"
 LATENCY = 0.030
 FAULTS = (0.15, 0.03)  # PUTs answered 503 SlowDown, and dropped, as S3 does while it splits a busy prefix
 UNDER_FAULTS = "lambdazoom, 15% SlowDown + 3% dropped"
+TIFF = "lambdazoom, OUTPUT=tiff"
 WARM_UP_OBJECTS, WARM_UP_BYTES = 3500, 16_000  # about the tiles of the mosaic's pyramid
 
 
@@ -60,7 +61,7 @@ def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str,
     stored = empty_bucket(s3, zoom)
     if stored != counts["puts"]:
         raise RuntimeError(f"{method}: {counts['puts']} objects put but {stored} in the bucket")
-    return {
+    measured = {
         "wall": result.wall,
         "cpu": result.cpu,
         "peak_mb": result.peak_mb,
@@ -68,6 +69,10 @@ def run(method: str, endpoint: str, server_pids: list[int], key: str, zoom: str,
         "put_cpu_ms": 1000 * counts["put_cpu"] / counts["puts"],
         "server_cpu": server_cpu,
     }
+    if "requests" in counts:  # the handler's own receipt
+        gigapixels = counts["pixels"] / 1e9
+        measured |= {"requests": sum(counts["requests"].values()), "usd_per_gp": counts["cost_usd"] / gigapixels}
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-slow", action="store_true", help="leave out the original (about two minutes a run)")
     args = parser.parse_args(argv)
     methods = [name for name in METHODS if not (args.skip_slow and name == "original")]
+    methods.remove(TIFF)
+    methods.insert(1, TIFF)
     methods.insert(1, UNDER_FAULTS)
     source = corpus.mosaic()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     medians = {
         name: {field: statistics.median(r[field] for r in runs) for field in runs[0]} for name, runs in results.items()
     }
+    print_output_comparison(medians, args.rounds)
     print(f"\n{source.name}, S3 behind +{LATENCY * 1000:.0f} ms a request, {args.rounds} rounds, medians")
     print(
         "| path | wall s | each run s | client CPU s | client CPU ms per PUT | server CPU s | peak RSS MB | objects | wall vs dzsave path |"
@@ -123,6 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     print(verdict("client CPU vs dzsave path", ours["cpu"] / medians["dzsave + 10 threads"]["cpu"], 0.4))
     print(verdict("handler peak RSS MB", ours["peak_mb"], 400))
     return 0
+
+
+def print_output_comparison(medians: dict[str, dict[str, float]], rounds: int) -> None:
+    """OUTPUT=tiff against OUTPUT=dzi, from each conversion's own receipt (requests, GB-seconds at the dev
+    stage's 1,769 MB, list prices)."""
+    dzi, tiff = medians["lambdazoom"], medians[TIFF]
+    print(f"\nOUTPUT=tiff against OUTPUT=dzi, same image, {rounds} rounds, medians")
+    print("| output | wall s | S3 requests | all-in cost per GP (requests + GB-s) | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, m in (("dzi", dzi), ("tiff", tiff)):
+        print(f"| {name} | {m['wall']:.1f} | {m['requests']:.0f} | ${m['usd_per_gp']:.4f} | {m['peak_mb']:.0f} |")
+    print(verdict("tiff requests vs dzi's", tiff["requests"] / dzi["requests"], 0.01))
+    print(verdict("tiff wall vs dzi's", tiff["wall"] / dzi["wall"], 0.5))
+    print(verdict("tiff all-in cost per GP, USD", tiff["usd_per_gp"], 0.01))
 
 
 if __name__ == "__main__":

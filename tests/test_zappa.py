@@ -156,9 +156,9 @@ def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
         ("s3:ListBucket", source),
         ("s3:ListBucket", zoom),
         *(
-            (action, zoom + "/" + output)  # only the names the function writes: descriptors, pages, tiles, IIIF
-            for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
-            for output in ("*.dzi", "*.html", "*_files/*", "*_iiif/*")
+            (action, zoom + "/" + output)  # only the names the function writes: descriptors, pages, tiles, IIIF, TIFFs
+            for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+            for output in ("*.dzi", "*.html", "*.tif", "*_files/*", "*_iiif/*")
         ),
     }
     for grant in logs:  # only the function's own log groups
