@@ -86,6 +86,12 @@ class Settings:
     # same pyramid waits up to LEASE_WAIT_SECONDS, then fails and is retried; keep it below the timeout.
     lease_seconds: int = 120
     lease_wait_seconds: int = 300
+    # Lambda stops a function at its timeout mid-write. No record or lease wait starts, and no conversion goes
+    # on writing, within DEADLINE_MARGIN_SECONDS of it (kept for publishing, withdrawing and releasing); what
+    # was left is handed back, and an SQS message of it is made visible again after RETRY_DELAY_SECONDS
+    # (instead of the queue's visibility timeout, six times the function's).
+    deadline_margin_seconds: int = 30
+    retry_delay_seconds: int = 60
     # Scratch space for the downloaded source; each invocation uses a fresh folder inside it.
     tmp_dir: str = "/tmp"
     log_level: str = "INFO"
@@ -124,6 +130,8 @@ class Settings:
             ("IIIF_TILE_SIZE", self.iiif_tile_size, 1),
             ("LEASE_SECONDS", self.lease_seconds, 100),  # see RETRY_BOUND in s3zoom/clients.py
             ("LEASE_WAIT_SECONDS", self.lease_wait_seconds, 0),
+            ("DEADLINE_MARGIN_SECONDS", self.deadline_margin_seconds, 1),
+            ("RETRY_DELAY_SECONDS", self.retry_delay_seconds, 0),
         ):
             if value < least:
                 problems.append(f"{name} must be at least {least}, got {value}")
@@ -212,6 +220,8 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
         "iiif_tile_size": read("IIIF_TILE_SIZE", _whole_number, defaults.iiif_tile_size),
         "lease_seconds": read("LEASE_SECONDS", _whole_number, defaults.lease_seconds),
         "lease_wait_seconds": read("LEASE_WAIT_SECONDS", _whole_number, defaults.lease_wait_seconds),
+        "deadline_margin_seconds": read("DEADLINE_MARGIN_SECONDS", _whole_number, defaults.deadline_margin_seconds),
+        "retry_delay_seconds": read("RETRY_DELAY_SECONDS", _whole_number, defaults.retry_delay_seconds),
         "tmp_dir": read("TMP_DIR", str, defaults.tmp_dir),
         "log_level": read("LOG_LEVEL", str.strip, defaults.log_level),
     }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
 
 from . import jobs, metrics, receipt
+from .deadline import Deadline, OutOfTime
 from .events import S3Record, s3_records
 from .jobs import Outcome
 
@@ -25,6 +28,7 @@ class Handled:
     outcome: Outcome
     retry: str | None = None
     reason: str = ""
+    soon: bool = False  # stopped for the invocation's deadline: deliver it again soon, not at the usual delay
 
 
 class RetryableFailure(RuntimeError):
@@ -43,30 +47,33 @@ def handle_event(event: Any, settings: Settings, context: Any = None) -> dict[st
     Never lets a ``TypeError`` escape: Zappa would take it for a signature mismatch and call the
     handler again with fewer arguments.
     """
+    handle = functools.partial(handle_record, deadline=Deadline.of(context, settings.deadline_margin_seconds))
     if isinstance(event, dict) and ("tasks" in event or "source" in event or _first_source(event) == "aws:sqs"):
         from . import sources  # Powertools, loaded only for the shapes that need it
 
         if sources.is_sqs(event):
-            return sources.handle_sqs(event, settings, handle_record, context)
+            return sources.handle_sqs(event, settings, handle, context)
         if sources.is_batch_operations(event):
-            return sources.handle_batch_operations(event, settings, handle_record)
+            return sources.handle_batch_operations(event, settings, handle)
         if sources.is_eventbridge(event):
             record = sources.eventbridge_record(event, settings, jobs.client(settings))
-            return _handle_records([record] if record else [], event, settings)
+            return _handle_records([record] if record else [], event, settings, handle)
     try:
         records = s3_records(event)
     except Exception as error:  # noqa: BLE001 - a malformed event must not look like a signature mismatch
         raise RetryableFailure(f"unreadable event: {type(error).__name__}: {error}") from error
-    return _handle_records(records, event, settings)
+    return _handle_records(records, event, settings, handle)
 
 
-def _handle_records(records: list[S3Record], event: Any, settings: Settings) -> dict[str, int]:
+def _handle_records(
+    records: list[S3Record], event: Any, settings: Settings, handle: Callable[[S3Record, Settings], Handled]
+) -> dict[str, int]:
     if not records:
         log.info(json.dumps({"action": Outcome.IGNORED, "reason": "no S3 object records", "event": _describe(event)}))
     counts = {"done": 0, "skipped": 0, "failed": 0}
     errors: list[str] = []
     for record in records:
-        handled = handle_record(record, settings)
+        handled = handle(record, settings)
         counts[_COUNTED_AS.get(handled.outcome, "skipped")] += 1
         if handled.retry:
             errors.append(handled.retry)
@@ -75,13 +82,18 @@ def _handle_records(records: list[S3Record], event: Any, settings: Settings) -> 
     return counts
 
 
-def handle_record(record: S3Record, settings: Settings) -> Handled:
-    """Do one record's work and log its report, with the receipt of what the work cost (see receipt.py)."""
+def handle_record(record: S3Record, settings: Settings, deadline: Deadline = Deadline()) -> Handled:
+    """Do one record's work and log its report, with the receipt of what the work cost (see receipt.py).
+    Work that ``deadline`` leaves no time for is not started (or stops itself) and is handed back."""
     _warn_if_zoom_bucket_is_unprefixed_source(record.bucket, settings)
     error: Exception | None = None
     with receipt.tally(settings) as bill:
         try:
-            report = _work(record, settings)
+            deadline.check("before starting")
+            report = _work(record, settings, deadline)
+        except OutOfTime as stopped:
+            reason = f"s3://{record.bucket}/{record.key}: {stopped}"
+            report = {"action": "deferred", "bucket": record.bucket, "key": record.key, "reason": reason}
         except jobs.PermanentFailure as failure:
             report = {"action": Outcome.FAILED, "bucket": record.bucket, "key": record.key, "reason": str(failure)}
         except Exception as caught:  # noqa: BLE001 - any other failure is retried, and named
@@ -92,16 +104,17 @@ def handle_record(record: S3Record, settings: Settings) -> Handled:
     failed = report["action"] in (Outcome.FAILED, "error")
     log.log(logging.ERROR if failed else logging.INFO, json.dumps(report), exc_info=error)
     metrics.record(report["action"], report)
-    if error is not None:
-        return Handled(Outcome.FAILED, retry=report["reason"], reason=report["reason"])
+    if error is not None or report["action"] == "deferred":  # a failure once out of time is handed back soon too
+        soon = report["action"] == "deferred" or deadline.left() <= 0
+        return Handled(Outcome.FAILED, retry=report["reason"], reason=report["reason"], soon=soon)
     return Handled(Outcome(report["action"]), reason=str(report.get("reason", "")))
 
 
-def _work(record: S3Record, settings: Settings) -> dict[str, Any]:
+def _work(record: S3Record, settings: Settings, deadline: Deadline) -> dict[str, Any]:
     if record.created:
-        return jobs.convert(settings, record.bucket, record.key, force=record.force)
+        return jobs.convert(settings, record.bucket, record.key, force=record.force, deadline=deadline)
     if record.removed:
-        return jobs.remove(settings, record.bucket, record.key)
+        return jobs.remove(settings, record.bucket, record.key, deadline=deadline)
     return {"action": Outcome.IGNORED, "reason": f"event {record.event_name or '(none)'}", "key": record.key}
 
 

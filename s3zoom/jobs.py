@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from boto3.s3.transfer import TransferConfig
+
 import deepzoom
 from config import Settings
 
 from . import receipt
 from .clients import bucket_region, s3_client, tile_store
+from .deadline import Deadline
 from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, is_own_output, path_problem
 from .lease import Lease
 from .multipart import ReplacedMeanwhile
@@ -41,6 +44,9 @@ from .zoom import ZoomBucket, head, is_foreign, key_hash, marker, metadata_of, s
 log = logging.getLogger("lambdazoom")
 
 HEADER_BYTES = 256 * 1024  # enough for a JPEG's EXIF and ICC segments or a PNG's chunks before its pixels
+# Sources up to 64 MiB come in one GET, larger ones in 64 MiB ranges, 4 at a time: s3transfer's 8 MiB default
+# made a 60 MB JPEG eight requests, a quarter of a TIFF conversion's.
+DOWNLOAD = TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=4)
 
 
 class Outcome(StrEnum):
@@ -85,12 +91,14 @@ def unconvertible_reason(settings: Settings, key: str) -> str | None:
     return None
 
 
-def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -> dict[str, Any]:
+def convert(
+    settings: Settings, bucket: str, key: str, *, force: bool = False, deadline: Deadline = Deadline()
+) -> dict[str, Any]:
     """Convert ``s3://bucket/key``; return the report that is logged as one JSON line.
 
     An up-to-date pyramid is left alone unless ``force``. Raises :class:`PermanentFailure` for input
     that will never convert (or a key whose stem another source owns), and lets S3 and network errors
-    through so that Lambda retries.
+    through so that Lambda retries; stops with :class:`OutOfTime` where ``deadline`` leaves no time.
     """
     report: dict[str, Any] = {"bucket": bucket, "key": key}
     if reason := skip_reason(settings, bucket, key):
@@ -110,7 +118,7 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
         return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
     if not force and zoom.is_published(keys, marker(key, source, settings)):  # a redelivery: no lease needed
         return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
-    with zoom.lease(keys, key) as lease:
+    with zoom.lease(keys, key, deadline) as lease:
         source = _current_source(settings, s3, bucket, key)  # again: it may have changed while this waited
         if source is None:
             return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
@@ -144,7 +152,7 @@ def convert(settings: Settings, bucket: str, key: str, *, force: bool = False) -
     return _converted(report, settings, source, decoding, keys, stats, orphans, timings)
 
 
-def remove(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
+def remove(settings: Settings, bucket: str, key: str, *, deadline: Deadline = Deadline()) -> dict[str, Any]:
     """Delete the pyramid of a removed source: the ``.dzi`` first, then every tile.
 
     Only a pyramid this very key made: deleting ``a.xmp``, or ``a.png`` when ``a.jpg`` made ``a.dzi``,
@@ -159,7 +167,7 @@ def remove(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
     if head(s3, bucket, key) is not None:
         return {"action": Outcome.SKIPPED, **report, "reason": "the object exists again"}
     keys = PyramidKeys.for_source(key, settings.dest_prefix)
-    with zoom.lease(keys, key) as lease:
+    with zoom.lease(keys, key, deadline) as lease:
         if head(s3, bucket, key) is not None:
             return {"action": Outcome.SKIPPED, **report, "reason": "the object exists again"}
         owner = zoom.owner(keys)
@@ -173,7 +181,7 @@ def remove(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
     # retry must still see it through. Converting an up-to-date owner costs a HEAD or two.
     successor = _stem_owner(settings, s3, bucket, key)
     if successor is not None:
-        report["successor"] = _successor_converted(settings, bucket, successor)
+        report["successor"] = _successor_converted(settings, bucket, successor, deadline)
     return report
 
 
@@ -235,7 +243,7 @@ def _fetch_and_decode(
     tiled; any other is decoded here)."""
     path = folder / ("source." + extension_of(key))
     with _timed(timings, "download"):
-        s3.download_file(bucket, key, str(path), ExtraArgs=_version_of(source) or None)
+        s3.download_file(bucket, key, str(path), ExtraArgs=_version_of(source) or None, Config=DOWNLOAD)
     with _timed(timings, "open"):
         try:
             return deepzoom.open_image(path, settings.limits)
@@ -360,10 +368,10 @@ def _converted(
     }
 
 
-def _successor_converted(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
+def _successor_converted(settings: Settings, bucket: str, key: str, deadline: Deadline) -> dict[str, Any]:
     """Convert the source that now owns a stem; S3 and network errors go up (the removal is retried)."""
     try:
-        done = convert(settings, bucket, key)
+        done = convert(settings, bucket, key, deadline=deadline)
     except PermanentFailure as failure:
         return {"key": key, "action": Outcome.FAILED, "reason": str(failure)}
     return {"key": key, "action": done["action"]}

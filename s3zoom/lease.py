@@ -24,6 +24,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .deadline import Deadline
+
 log = logging.getLogger("lambdazoom")
 
 # What S3 answers a conditional write that lost: 412 when the condition is false, 409 when another
@@ -50,11 +52,14 @@ class Lease:
     etag: str
     ttl: float
     write_lifetime: float = 0.0  # how long a write started now may still land (its retries and timeouts)
+    deadline: Deadline = field(default_factory=Deadline)  # the invocation's: no write starts past its margin
     lost: threading.Event = field(default_factory=threading.Event)
     renewed_at: float = field(default_factory=time.monotonic)
 
     def check(self) -> None:
-        """Raise unless a write started now will land before anyone else could take the lease over."""
+        """Raise unless a write started now will land before anyone else could take the lease over, and before
+        the invocation's deadline."""
+        self.deadline.check("writing")
         if self.lost.is_set() or time.monotonic() - self.renewed_at > self.ttl - self.write_lifetime:
             self.lost.set()
             raise LeaseLost(f"lost the lease {self.key}: it was not renewed in time")
@@ -98,7 +103,15 @@ def held_by(body: bytes) -> str:
 
 @contextmanager
 def leased(
-    s3: Any, bucket: str, key: str, source: str, *, ttl: float, wait: float, write_lifetime: float = 0.0
+    s3: Any,
+    bucket: str,
+    key: str,
+    source: str,
+    *,
+    ttl: float,
+    wait: float,
+    write_lifetime: float = 0.0,
+    deadline: Deadline = Deadline(),
 ) -> Iterator[Lease]:
     """Hold the lease at ``s3://bucket/key`` for a conversion of ``source`` while the block runs.
 
@@ -109,7 +122,7 @@ def leased(
     """
     body = json.dumps({"source": source, "token": uuid.uuid4().hex, "ttl": ttl}).encode()
     lease = _acquire(s3, bucket, key, body, ttl, wait)
-    lease.write_lifetime = write_lifetime
+    lease.write_lifetime, lease.deadline = write_lifetime, deadline
     stop = threading.Event()
     renewer = threading.Thread(target=_keep, args=(lease, stop), name="lambdazoom-lease", daemon=True)
     renewer.start()

@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeN
 
 from config import Settings
 
+from .clients import session
 from .events import S3Record, s3_records
 from .handling import Handled
 from .jobs import Outcome
@@ -65,7 +66,9 @@ def is_batch_operations(event: dict[str, Any]) -> bool:
 
 
 def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, context: Any = None) -> dict[str, Any]:
-    """Do the work of each S3 record of each message with ``handle``; the partial batch response."""
+    """Do the work of each S3 record of each message with ``handle``; the partial batch response. A message
+    whose work the invocation's deadline stopped is made visible again after ``RETRY_DELAY_SECONDS``."""
+    soon: list[SQSRecord] = []
 
     def message(record: SQSRecord) -> None:
         try:
@@ -81,12 +84,37 @@ def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, contex
                 json.dumps({"action": "failed", "message": record.message_id, "reason": "not an S3 notification"})
             )
             return
-        errors = [handled.retry for handled in (handle(found, settings) for found in records) if handled.retry]
-        if errors:
+        handled = [handle(found, settings) for found in records]
+        if errors := [each.retry for each in handled if each.retry]:
+            if any(each.soon for each in handled):
+                soon.append(record)
             raise TransientFailure("; ".join(errors))
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event=event, record_handler=message, processor=processor, context=context))
+    response = process_partial_response(event=event, record_handler=message, processor=processor, context=context)
+    _deliver_again_after(soon, settings.retry_delay_seconds)
+    return dict(response)
+
+
+def _deliver_again_after(messages: list[SQSRecord], seconds: int) -> None:
+    """Shorten the visibility timeout of ``messages`` (reported as failures) to ``seconds``, so they come back
+    then rather than after the queue's own timeout. Best effort: failing that, they come back at that timeout."""
+    by_queue: dict[str, list[SQSRecord]] = {}
+    for record in messages:
+        by_queue.setdefault(record.event_source_arn, []).append(record)
+    for arn, records in by_queue.items():
+        _, _, _, region, account, name = arn.split(":", 5)
+        try:
+            sqs = session().client("sqs", region_name=region)
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            for start in range(0, len(records), 10):  # the most one call takes
+                entries = [
+                    {"Id": str(number), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": seconds}
+                    for number, record in enumerate(records[start : start + 10])
+                ]
+                sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        except Exception as error:  # noqa: BLE001 - the messages still come back, only later
+            log.warning("could not shorten the visibility of %d messages of %s: %s", len(records), arn, error)
 
 
 def eventbridge_record(event: dict[str, Any], settings: Settings, s3: Any) -> S3Record | None:

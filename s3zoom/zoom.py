@@ -20,6 +20,7 @@ from config import Settings
 from deepzoom import DeepZoomGeometry, IIIFLayout, TileSettings
 
 from .clients import WRITE_LIFETIME
+from .deadline import Deadline
 from .keys import PyramidKeys
 from .lease import Lease, leased
 
@@ -89,16 +90,19 @@ class ZoomBucket:
     def head(self, key: str) -> dict[str, Any] | None:
         return head(self.s3, self.name, key)
 
-    def lease(self, keys: PyramidKeys, source_key: str) -> AbstractContextManager[Lease]:
-        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time."""
+    def lease(self, keys: PyramidKeys, source_key: str, deadline: Deadline) -> AbstractContextManager[Lease]:
+        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time. It is waited
+        for only as long as ``deadline`` leaves, and stops being writable once the deadline's margin is reached."""
+        wait = min(self.settings.lease_wait_seconds, max(deadline.left(), 0.0))
         return leased(
             self.s3,
             self.name,
             keys.lease,
             source_key,
             ttl=self.settings.lease_seconds,
-            wait=self.settings.lease_wait_seconds,
+            wait=wait,
             write_lifetime=WRITE_LIFETIME,
+            deadline=deadline,
         )
 
     def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:

@@ -182,6 +182,18 @@ def test_production_role_is_as_narrow_for_its_own_buckets():
     least_privilege(production)
 
 
+@pytest.mark.parametrize("name", ["dev", "production"])
+def test_queue_permissions_name_the_stages_region(name):
+    stage = {**DEV, **SETTINGS[name]}
+    queues = [
+        resource
+        for grant in stage["extra_permissions"]
+        for resource in ([grant["Resource"]] if isinstance(grant["Resource"], str) else grant["Resource"])
+        if resource.startswith("arn:aws:sqs:")
+    ]
+    assert queues and all(resource.startswith(f"arn:aws:sqs:{stage['aws_region']}:*:lambdazoom-") for resource in queues)
+
+
 @pytest.mark.parametrize("shape", ["s3", "eventbridge", "batch operations"])
 def test_the_packaged_function_converts_each_shape_of_event(package, local_aws, tmp_path, shape):
     """The zip as Lambda runs it, through the entry point the stage names (``lambda_handler``): Zappa's own
