@@ -24,7 +24,7 @@ $(LAMBDA_VENV)/.installed: requirements.txt
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# OpenSeadragon for the demo's viewer, at the version package-lock.json pins.
+# The viewers' scripts (OpenSeadragon, geotiff-tilesource) at the versions package-lock.json pins.
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 

@@ -76,6 +76,13 @@ class Settings:
     viewer_pages: bool = True
     openseadragon_url: str = "https://cdnjs.cloudflare.com/ajax/libs/openseadragon/6.1.1/"
     openseadragon_sri: str = "sha384-KKly+4vqqBHitr2XfNKWa3+0asIVpzYs2HijkM/zz0X6rgnyLuQEVERX9HqkM5/P"
+    # A pyramidal TIFF's page also loads geotiff-tilesource, the OpenSeadragon tile source that reads the
+    # TIFF's levels by HTTP Range requests: GEOTIFF_TILESOURCE_URL is its UMD script (pin the version), held to
+    # GEOTIFF_TILESOURCE_SRI (of the npm package 2.3.2 that package-lock.json pins; empty: no check).
+    geotiff_tilesource_url: str = (
+        "https://cdn.jsdelivr.net/npm/geotiff-tilesource@2.3.2/dist/geotiff-tilesource.min.js"
+    )
+    geotiff_tilesource_sri: str = "sha384-lCP1mRxH31XrdCdP6md3ST0QhoMOMgY2ObS/yT793VJQi2rF12yGSVb7Pj+yfE7I"
     # A IIIF Image API 3 level-0 service beside each .dzi (STEM_iiif/). Its "id" is IIIF_BASE_URL + "/" +
     # DEST_PREFIX + STEM + "_iiif": IIIF_BASE_URL is the public URL of the zoom bucket's root.
     iiif_output: bool = False
@@ -215,6 +222,8 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
         "viewer_pages": read("VIEWER_PAGES", _switch, defaults.viewer_pages),
         "openseadragon_url": read("OPENSEADRAGON_URL", str, defaults.openseadragon_url),
         "openseadragon_sri": read("OPENSEADRAGON_SRI", str, defaults.openseadragon_sri),
+        "geotiff_tilesource_url": read("GEOTIFF_TILESOURCE_URL", str, defaults.geotiff_tilesource_url),
+        "geotiff_tilesource_sri": read("GEOTIFF_TILESOURCE_SRI", str, defaults.geotiff_tilesource_sri),
         "iiif_output": read("IIIF_OUTPUT", _switch, defaults.iiif_output),
         "iiif_base_url": read("IIIF_BASE_URL", str, defaults.iiif_base_url),
         "iiif_tile_size": read("IIIF_TILE_SIZE", _whole_number, defaults.iiif_tile_size),

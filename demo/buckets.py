@@ -11,7 +11,8 @@ ZOOM_BUCKET_CORS: dict[str, Any] = {
         {
             "AllowedOrigins": ["*"],
             "AllowedMethods": ["GET", "HEAD"],
-            "AllowedHeaders": ["*"],
+            "AllowedHeaders": ["*"],  # Range among them: a TIFF's viewer reads the file in parts
+            "ExposeHeaders": ["Content-Range", "Accept-Ranges", "ETag"],
             "MaxAgeSeconds": 3600,
         }
     ]

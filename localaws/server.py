@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import moto.backends
+import moto.moto_server.werkzeug_app
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3.exceptions import MissingKey, PreconditionFailed
@@ -21,6 +22,9 @@ MotoRequestHandler.disable_nagle_algorithm = True
 # the list cannot change while the server runs.
 moto.backends.list_of_moto_modules = functools.cache(moto.backends.list_of_moto_modules)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+# moto lets every origin read everything; S3 answers a browser's cross-origin request only as the bucket's CORS
+# rule says, so a page that works here works on AWS with the rule the README gives.
+moto.moto_server.werkzeug_app.DISABLE_GLOBAL_CORS = True
 
 
 _CONDITIONAL_WRITES = threading.Lock()

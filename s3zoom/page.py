@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Literal
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 _STYLE = (
@@ -27,25 +28,50 @@ def _integrity(integrity: str) -> str:
     return f' integrity="{html.escape(integrity)}" crossorigin="anonymous"' if integrity else ""
 
 
-def viewer_page(title: str, tile_source: str, openseadragon_url: str, header: str = "", integrity: str = "") -> bytes:
-    """A page showing ``tile_source`` (a ``.dzi`` or IIIF ``info.json`` URL, relative or absolute) with the
-    OpenSeadragon build at ``openseadragon_url`` (a folder URL ending in ``/``), which the browser runs only
-    if it matches ``integrity`` (Subresource Integrity), when one is given. ``header`` is trusted HTML
+def viewer_page(
+    title: str,
+    tile_source: str,
+    openseadragon_url: str,
+    header: str = "",
+    integrity: str = "",
+    kind: Literal["dzi", "tif"] = "dzi",
+    geotiff_tilesource_url: str = "",
+    geotiff_tilesource_integrity: str = "",
+) -> bytes:
+    """A page showing ``tile_source`` (a relative or absolute URL) with the OpenSeadragon build at
+    ``openseadragon_url`` (a folder URL ending in ``/``). ``kind`` "dzi" is a source OpenSeadragon opens
+    itself (a ``.dzi``, a IIIF ``info.json``); "tif" is a pyramidal TIFF, read by HTTP Range requests
+    through the geotiff-tilesource script at ``geotiff_tilesource_url``. The browser runs each script only
+    if it matches its ``integrity`` (Subresource Integrity), when one is given. ``header`` is trusted HTML
     shown above the viewer. Scripts and tests reach the viewer as ``window.viewer``."""
-    options = {
+    options: dict[str, object] = {
         "id": "viewer",
         "prefixUrl": openseadragon_url + "images/",
-        "tileSources": tile_source,
         "showNavigator": True,
         # Fetch tiles with CORS, so OpenSeadragon's WebGL drawer may use them when the page and the
         # bucket are on different hosts (without it, it falls back to its canvas drawer, and may draw nothing).
         "crossOriginPolicy": "Anonymous",
     }
-    script_url = html.escape(openseadragon_url + "openseadragon.min.js")
-    settings = json.dumps(options).replace("<", "\\u003c")  # nothing inside the script can end or open a tag
+    scripts = [(openseadragon_url + "openseadragon.min.js", integrity)]
+    if kind == "dzi":
+        options["tileSources"] = tile_source
+        opening = ""
+    else:
+        scripts.append((geotiff_tilesource_url, geotiff_tilesource_integrity))
+        # The reader learns the levels from the TIFF's header and directories before OpenSeadragon can size the
+        # image. It groups a file's directories by aspect ratio, widest first: the pyramid is the first group.
+        opening = (
+            f"\nOpenSeadragon.GeoTIFFTileSource.getAllTileSources({_in_script(tile_source)}, {{}})"
+            ".then(sources => viewer.open(sources[0]));"
+        )
+    tags = "".join(f'<script src="{html.escape(url)}"{_integrity(sri)}></script>\n' for url, sri in scripts)
     body = (
-        f'{header}<div id="viewer"></div>\n'
-        f'<script src="{script_url}"{_integrity(integrity)}></script>\n'
-        f"<script>window.viewer = OpenSeadragon({settings});</script>\n"
+        f'{header}<div id="viewer"></div>\n{tags}'
+        f"<script>window.viewer = OpenSeadragon({_in_script(options)});{opening}</script>\n"
     )
     return html_page(title, body, _VIEWER_STYLE)
+
+
+def _in_script(value: object) -> str:
+    """``value`` as a JavaScript literal inside a <script>: nothing in it can end or open a tag."""
+    return json.dumps(value).replace("<", "\\u003c")

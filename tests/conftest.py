@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from helpers import require
 
 import config
 import lambdazoom
@@ -105,3 +107,27 @@ def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
         forget_clients()
         yield WatchedBuckets(server.endpoint_url, SOURCE_BUCKET, ZOOM_BUCKET)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# No sandbox (CI runs as root), no GPU, and none of the background calls to Google's hosts.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's chromium driven by Playwright (no browser download), one for each test module that asks."""
+    require(Path(CHROMIUM).is_file(), f"no chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

@@ -1,7 +1,9 @@
-"""Test helpers: deterministic pictures, pyramid reading and PSNR."""
+"""Test helpers: deterministic pictures, pyramid reading, PSNR, and what a viewer in the browser shows."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import math
 import os
 import random
@@ -148,6 +150,17 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def make_pyramidal_tiff(source: Path, path: Path) -> None:
+    """Write ``source`` to ``path`` as a tiled pyramidal TIFF: JPEG tiles of 256 x 256, full size first, then
+    each halving as a reduced-resolution directory. libvips writes it until our own writer (issue 18) does."""
+    require(importlib.util.find_spec("pyvips") is not None, "pyvips (with pyvips-binary) writes the pyramidal TIFF")
+    import pyvips
+
+    pyvips.Image.new_from_file(str(source)).tiffsave(
+        str(path), tile=True, pyramid=True, compression="jpeg", Q=80, tile_width=256, tile_height=256
+    )
+
+
 def pyramid_keys(name: str, width: int, height: int) -> list[str]:
     """Every key a conversion writes for an image of that size, under the current config: the
     descriptor, the viewer page (when on) and the tiles."""
@@ -156,3 +169,46 @@ def pyramid_keys(name: str, width: int, height: int) -> list[str]:
     geometry = deepzoom.DeepZoomGeometry(width, height, settings.tile_size, settings.overlap)
     page = [keys.page] if lambdazoom.SETTINGS.viewer_pages else []
     return sorted([keys.descriptor, *page, *keys.tiles(geometry, settings.format)])
+
+
+WAIT_FOR_TILES = """() => new Promise(resolve => {
+    // Settled: every tile needed is loaded and nothing is left to draw, three checks in a row, then two
+    // more frames so the drawer has painted what it loaded.
+    const item = viewer.world.getItemAt(0);
+    let settled = 0;
+    const poll = () => {
+        settled = item.getFullyLoaded() && !viewer.world.needsDraw() ? settled + 1 : 0;
+        if (settled < 3) return setTimeout(poll, 100);
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
+    };
+    setTimeout(poll, 100);
+})"""
+
+
+def view_matches_source(page, source: Image.Image) -> float:
+    """PSNR between what the viewer shows and the same part of the source, resized alike."""
+    shown = page.evaluate(
+        """() => {
+            const vp = viewer.viewport, size = viewer.world.getItemAt(0).getContentSize();
+            const bounds = vp.viewportToImageRectangle(vp.getBoundsNoRotate(true));
+            const left = Math.max(0, bounds.x), top = Math.max(0, bounds.y);
+            const right = Math.min(size.x, bounds.x + bounds.width), bottom = Math.min(size.y, bounds.y + bounds.height);
+            const onScreen = vp.viewportToViewerElementRectangle(
+                vp.imageToViewportRectangle(new OpenSeadragon.Rect(left, top, right - left, bottom - top)));
+            return {image: [left, top, right, bottom], screen: [onScreen.x, onScreen.y, onScreen.width, onScreen.height]};
+        }"""
+    )
+    x, y, width, height = shown["screen"]
+    # Whole pixels inside the drawn area; the source box shrinks by the same fractions.
+    box = (int(x) + 1, int(y) + 1, int(x + width) - 1, int(y + height) - 1)
+    left, top, right, bottom = shown["image"]
+    scale_x, scale_y = (right - left) / width, (bottom - top) / height
+    source_box = (
+        left + (box[0] - x) * scale_x,
+        top + (box[1] - y) * scale_y,
+        left + (box[2] - x) * scale_x,
+        top + (box[3] - y) * scale_y,
+    )
+    screenshot = Image.open(io.BytesIO(page.locator("#viewer").screenshot())).convert("RGB").crop(box)
+    expected = source.resize(screenshot.size, Image.Resampling.BILINEAR, box=source_box, reducing_gap=2.0)
+    return psnr(screenshot, expected)

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -21,23 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import psnr, require
+from helpers import WAIT_FOR_TILES, require, view_matches_source
 from PIL import Image
 
 from demo.buckets import ZOOM_BUCKET_CORS, public_read_policy
 from demo.sample import sample_picture
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# No sandbox (CI runs as root), no GPU, and none of the background calls to Google's hosts.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 MIN_PSNR = 25.0
 
 
@@ -116,17 +105,6 @@ def test_readme_tells_users_the_cors_rule_and_policy_the_demo_sets():
     assert public_read_policy("lambdazoom-zoom") in blocks
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require(Path(CHROMIUM).is_file(), f"no chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
 class TileWatch:
     """Every tile response the page received, and every request that failed outright."""
 
@@ -153,49 +131,6 @@ class TileWatch:
         assert not self.failures, self.failures
         bad = {url: status for url, status in self.statuses.items() if status != 200}
         assert not bad, bad
-
-
-WAIT_FOR_TILES = """() => new Promise(resolve => {
-    // Settled: every tile needed is loaded and nothing is left to draw, three checks in a row, then two
-    // more frames so the drawer has painted what it loaded.
-    const item = viewer.world.getItemAt(0);
-    let settled = 0;
-    const poll = () => {
-        settled = item.getFullyLoaded() && !viewer.world.needsDraw() ? settled + 1 : 0;
-        if (settled < 3) return setTimeout(poll, 100);
-        requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
-    };
-    setTimeout(poll, 100);
-})"""
-
-
-def view_matches_source(page, source: Image.Image) -> float:
-    """PSNR between what the viewer shows and the same part of the source, resized alike."""
-    shown = page.evaluate(
-        """() => {
-            const vp = viewer.viewport, size = viewer.world.getItemAt(0).getContentSize();
-            const bounds = vp.viewportToImageRectangle(vp.getBoundsNoRotate(true));
-            const left = Math.max(0, bounds.x), top = Math.max(0, bounds.y);
-            const right = Math.min(size.x, bounds.x + bounds.width), bottom = Math.min(size.y, bounds.y + bounds.height);
-            const onScreen = vp.viewportToViewerElementRectangle(
-                vp.imageToViewportRectangle(new OpenSeadragon.Rect(left, top, right - left, bottom - top)));
-            return {image: [left, top, right, bottom], screen: [onScreen.x, onScreen.y, onScreen.width, onScreen.height]};
-        }"""
-    )
-    x, y, width, height = shown["screen"]
-    # Whole pixels inside the drawn area; the source box shrinks by the same fractions.
-    box = (int(x) + 1, int(y) + 1, int(x + width) - 1, int(y + height) - 1)
-    left, top, right, bottom = shown["image"]
-    scale_x, scale_y = (right - left) / width, (bottom - top) / height
-    source_box = (
-        left + (box[0] - x) * scale_x,
-        top + (box[1] - y) * scale_y,
-        left + (box[2] - x) * scale_x,
-        top + (box[3] - y) * scale_y,
-    )
-    screenshot = Image.open(io.BytesIO(page.locator("#viewer").screenshot())).convert("RGB").crop(box)
-    expected = source.resize(screenshot.size, Image.Resampling.BILINEAR, box=source_box, reducing_gap=2.0)
-    return psnr(screenshot, expected)
 
 
 def viewer_url(demo: str, which: str) -> str:

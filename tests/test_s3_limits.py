@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET, use_settings
 from helpers import keys_in, sample_image, upload_image
 
@@ -93,20 +94,32 @@ def test_a_descriptor_not_ours_is_never_replaced(s3, caplog):
     assert s3.get_object(Bucket=ZOOM_BUCKET, Key="map.dzi")["Body"].read() == b"<Image/>"
 
 
-def test_the_default_openseadragon_integrity_is_that_of_the_pinned_package():
-    """OPENSEADRAGON_SRI must match the openseadragon.min.js of the version package-lock.json pins, which is
-    the version OPENSEADRAGON_URL names; the browser test then runs that very check in chromium."""
+@pytest.mark.parametrize(
+    ("package", "script", "setting", "url_names"),
+    [
+        ("openseadragon", "build/openseadragon/openseadragon.min.js", "openseadragon", "/openseadragon/{version}/"),
+        (  # the npm package's own path to the very file
+            "geotiff-tilesource",
+            "dist/geotiff-tilesource.min.js",
+            "geotiff_tilesource",
+            "/geotiff-tilesource@{version}/dist/geotiff-tilesource.min.js",
+        ),
+    ],
+    ids=["openseadragon", "geotiff-tilesource"],
+)
+def test_each_default_integrity_is_that_of_the_pinned_package(package, script, setting, url_names):
+    """OPENSEADRAGON_SRI and GEOTIFF_TILESOURCE_SRI must match the script of the version package-lock.json
+    pins, which is the version the default URL names; the browser tests then run that very check in chromium."""
     import base64
     import hashlib
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     lock = json.loads((root / "package-lock.json").read_text())
-    version = lock["packages"]["node_modules/openseadragon"]["version"]
-    assert f"/openseadragon/{version}/" in lambdazoom.SETTINGS.openseadragon_url
-    script = root / "node_modules/openseadragon/build/openseadragon/openseadragon.min.js"
-    digest = base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
-    assert lambdazoom.SETTINGS.openseadragon_sri == f"sha384-{digest}"
+    version = lock["packages"][f"node_modules/{package}"]["version"]
+    assert url_names.format(version=version) in getattr(lambdazoom.SETTINGS, f"{setting}_url")
+    digest = base64.b64encode(hashlib.sha384((root / "node_modules" / package / script).read_bytes()).digest())
+    assert getattr(lambdazoom.SETTINGS, f"{setting}_sri") == f"sha384-{digest.decode()}"
 
 
 def test_hand_made_tiles_at_a_pyramids_keys_are_neither_overwritten_nor_deleted(s3, caplog):

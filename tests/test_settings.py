@@ -33,10 +33,19 @@ def test_iiif_output_without_its_base_url_is_a_bad_setting_not_a_failed_conversi
 
 def test_the_environment_overrides_each_default():
     settings = config.from_environment(
-        {"S3_ZOOM_BUCKET": "zoom-here", "TILE_SIZE": "510", "TILE_OVERLAP": "0", "VIEWER_PAGES": "off"}
+        {
+            "S3_ZOOM_BUCKET": "zoom-here",
+            "TILE_SIZE": "510",
+            "TILE_OVERLAP": "0",
+            "VIEWER_PAGES": "off",
+            "GEOTIFF_TILESOURCE_URL": "https://scripts.example.org/geotiff-tilesource.min.js",
+            "GEOTIFF_TILESOURCE_SRI": "",
+        }
     )
     assert (settings.zoom_bucket, settings.tiles.tile_size, settings.tiles.overlap) == ("zoom-here", 510, 0)
     assert settings.viewer_pages is False
+    assert settings.geotiff_tilesource_url == "https://scripts.example.org/geotiff-tilesource.min.js"
+    assert settings.geotiff_tilesource_sri == ""
     assert config.from_environment({}).replace(limits=config.Settings().limits) == config.Settings()
 
 
