@@ -121,6 +121,8 @@ class Settings:
         ]
         if self.output != ("dzi",):  # so the pyramids made before OUTPUT existed keep their fingerprint
             described.append([self.output, tiles.tiff_tile_size])
+            if self.output == ("tiff",) and self.viewer_pages:  # the page of a .tif loads the plugin too
+                described.append([self.geotiff_tilesource_url, self.geotiff_tilesource_sri])
         return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> Settings:

@@ -378,9 +378,19 @@ def _successor_converted(settings: Settings, bucket: str, key: str, deadline: De
 
 
 def _page_for(settings: Settings, keys: PyramidKeys) -> bytes:
-    """The viewer page, pointing at the descriptor beside it by a relative URL (works behind any host)."""
+    """The viewer page, pointing at the ``.dzi`` beside it (or, with OUTPUT=tiff alone, the ``.tif``) by a
+    relative URL, so it works behind any host."""
     stem = keys.name.rsplit("/", 1)[-1]
-    return viewer_page(stem, quote(stem) + ".dzi", settings.openseadragon_url, integrity=settings.openseadragon_sri)
+    kind = "dzi" if "dzi" in settings.output else "tif"
+    return viewer_page(
+        stem,
+        f"{quote(stem)}.{kind}",
+        settings.openseadragon_url,
+        integrity=settings.openseadragon_sri,
+        kind=kind,
+        geotiff_tilesource_url=settings.geotiff_tilesource_url,
+        geotiff_tilesource_integrity=settings.geotiff_tilesource_sri,
+    )
 
 
 _regions: dict[str, str] = {}  # bucket -> its region, looked up once per container

@@ -151,14 +151,10 @@ def require(condition: bool, reason: str) -> None:
 
 
 def make_pyramidal_tiff(source: Path, path: Path) -> None:
-    """Write ``source`` to ``path`` as a tiled pyramidal TIFF: JPEG tiles of 256 x 256, full size first, then
-    each halving as a reduced-resolution directory. libvips writes it until our own writer (issue 18) does."""
-    require(importlib.util.find_spec("pyvips") is not None, "pyvips (with pyvips-binary) writes the pyramidal TIFF")
-    import pyvips
-
-    pyvips.Image.new_from_file(str(source)).tiffsave(
-        str(path), tile=True, pyramid=True, compression="jpeg", Q=80, tile_width=256, tile_height=256
-    )
+    """Write ``source`` to ``path`` as the engine's ``--output tiff`` does: JPEG tiles of 256 x 256, full size
+    first, then each halving as a reduced-resolution directory, every directory before the first tile."""
+    image = deepzoom.open_image(source)
+    deepzoom.write_pyramid(image, deepzoom.DirectorySink(path.parent), path.stem, outputs=("tiff",))
 
 
 def pyramid_keys(name: str, width: int, height: int) -> list[str]:

@@ -209,3 +209,16 @@ def test_two_sources_of_one_stem_at_once_publish_only_the_newer(slow_s3, monkeyp
     assert outcomes(caplog, "a.png").count("converted") == 1
     assert "converted" not in outcomes(caplog, "a.jpg")
     assert open_uploads(slow_s3.s3) == []
+
+
+def test_the_page_of_a_tif_opens_it_through_the_pinned_plugin(tiff_output, monkeypatch):
+    s3 = tiff_output
+    upload_image(s3, SOURCE_BUCKET, "j k.jpg", sample_image(300, 200))
+    lambdazoom.handler(s3_event(SOURCE_BUCKET, "j k.jpg"), None)
+    page = s3.get_object(Bucket=ZOOM_BUCKET, Key="j k.html")["Body"].read().decode()
+    settings = lambdazoom.SETTINGS
+    assert 'getAllTileSources("j%20k.tif"' in page
+    assert f'src="{settings.geotiff_tilesource_url}" integrity="{settings.geotiff_tilesource_sri}"' in page
+    before = settings.fingerprint
+    use_settings(monkeypatch, geotiff_tilesource_url="https://example.invalid/other.js")
+    assert lambdazoom.SETTINGS.fingerprint != before, "a new plugin rewrites the pages"
