@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Literal
 
 from s3zoom import page
 
@@ -24,6 +25,7 @@ class Entry:
     thumbnail_url: str | None = None
     page_url: str | None = None  # the STEM.html the function wrote beside the .dzi
     iiif_url: str | None = None  # the IIIF service's info.json
+    tiff_url: str | None = None  # the pyramidal TIFF, the same pyramid in one object
     size: tuple[int, int] | None = None
     problem: str | None = None
 
@@ -48,14 +50,24 @@ def _links(number: int, entry: Entry) -> str:
     links = ""
     if entry.iiif_url:
         links += f' &middot; <a href="/iiif/{number}">as IIIF</a>'
+    if entry.tiff_url:
+        links += f' &middot; <a href="/tiff/{number}">as one TIFF</a>'
     if entry.page_url:
         links += f' &middot; <a href="{html.escape(entry.page_url)}">its page in the bucket</a>'
     return links
 
 
-def viewer_page(entry: Entry, iiif: bool = False) -> bytes:
-    """OpenSeadragon reading the pyramid (or, with ``iiif``, the IIIF service) from the zoom bucket."""
-    kind = " (IIIF)" if iiif else ""
-    header = f'<header><a href="/">All images</a><span>{html.escape(entry.key)}{kind}</span></header>\n'
-    source = (entry.iiif_url if iiif else entry.descriptor_url) or ""
-    return page.viewer_page(entry.key, source, "/openseadragon/", header)
+def viewer_page(entry: Entry, kind: Literal["dzi", "iiif", "tif"] = "dzi") -> bytes:
+    """OpenSeadragon reading the pyramid from the zoom bucket: its ``.dzi``, its IIIF service, or its ``.tif``
+    by Range requests."""
+    label = {"dzi": "", "iiif": " (IIIF)", "tif": " (one TIFF)"}[kind]
+    header = f'<header><a href="/">All images</a><span>{html.escape(entry.key)}{label}</span></header>\n'
+    source = {"dzi": entry.descriptor_url, "iiif": entry.iiif_url, "tif": entry.tiff_url}[kind] or ""
+    return page.viewer_page(
+        entry.key,
+        source,
+        "/openseadragon/",
+        header,
+        kind="tif" if kind == "tif" else "dzi",
+        geotiff_tilesource_url="/geotiff-tilesource/geotiff-tilesource.min.js",
+    )

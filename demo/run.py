@@ -63,9 +63,10 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000, sett
             ) from None
         viewer_url = f"http://{host}:{server.server_address[1]}/"
         # The STEM.html pages in the bucket load OpenSeadragon from this server, so they work offline too;
-        # and each image gets a IIIF service too, whose id is its URL in the local zoom bucket.
+        # each image gets a pyramidal TIFF and a IIIF service too, the latter's id its URL in the local zoom bucket.
         demo_settings = settings.replace(
             openseadragon_url=viewer_url + "openseadragon/",
+            output=("dzi", "tiff"),  # both kinds, from one decode
             iiif_output=True,
             iiif_base_url=f"{s3_server.endpoint_url}/{settings.zoom_bucket}",
         )
@@ -150,6 +151,7 @@ def _convert(buckets: WatchedBuckets, path: Path, key: str, settings: Settings) 
         descriptor_url=base + quote(pyramid.descriptor),
         page_url=base + quote(pyramid.page) if settings.viewer_pages else None,
         iiif_url=base + quote(pyramid.iiif_prefix + "info.json"),
+        tiff_url=base + quote(pyramid.tiff),
         thumbnail_url=base + quote(tile_path(pyramid.name, thumbnail_level, 0, 0, extension)),
         size=(geometry.width, geometry.height),
     )

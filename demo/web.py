@@ -1,4 +1,5 @@
-"""The demo's web server on 127.0.0.1: the pages, and OpenSeadragon's files from node_modules."""
+"""The demo's web server on 127.0.0.1: the pages, and OpenSeadragon's and geotiff-tilesource's files from
+node_modules."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 from demo.pages import Entry, index_page, viewer_page
 
-VIEWER_FILES = (Path(__file__).resolve().parent.parent / "node_modules/openseadragon/build/openseadragon").resolve()
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+VIEWER_FILES = (NODE_MODULES / "openseadragon/build/openseadragon").resolve()
+TIFF_READER_FILES = (NODE_MODULES / "geotiff-tilesource/dist").resolve()
+SERVED = {"/openseadragon/": VIEWER_FILES, "/geotiff-tilesource/": TIFF_READER_FILES}
 
 
 def viewer_server(entries: list[Entry], host: str, port: int) -> ThreadingHTTPServer:
@@ -23,9 +27,11 @@ def viewer_server(entries: list[Entry], host: str, port: int) -> ThreadingHTTPSe
             elif (entry := self._entry(path, "/view/")) is not None:
                 self._send(viewer_page(entry), "text/html; charset=utf-8")
             elif (entry := self._entry(path, "/iiif/")) is not None and entry.iiif_url:
-                self._send(viewer_page(entry, iiif=True), "text/html; charset=utf-8")
-            elif path.startswith("/openseadragon/"):
-                self._send_viewer_file(path.removeprefix("/openseadragon/"))
+                self._send(viewer_page(entry, "iiif"), "text/html; charset=utf-8")
+            elif (entry := self._entry(path, "/tiff/")) is not None and entry.tiff_url:
+                self._send(viewer_page(entry, "tif"), "text/html; charset=utf-8")
+            elif folder := next((prefix for prefix in SERVED if path.startswith(prefix)), None):
+                self._send_viewer_file(SERVED[folder], path.removeprefix(folder))
             else:
                 self.send_error(HTTPStatus.NOT_FOUND)
 
@@ -35,9 +41,9 @@ def viewer_server(entries: list[Entry], host: str, port: int) -> ThreadingHTTPSe
                 return entries[int(number)]
             return None
 
-        def _send_viewer_file(self, relative: str) -> None:
-            file = (VIEWER_FILES / relative).resolve()
-            if not file.is_relative_to(VIEWER_FILES) or not file.is_file():
+        def _send_viewer_file(self, root: Path, relative: str) -> None:
+            file = (root / relative).resolve()
+            if not file.is_relative_to(root) or not file.is_file():
                 self.send_error(HTTPStatus.NOT_FOUND)
                 return
             content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
