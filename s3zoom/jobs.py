@@ -14,7 +14,9 @@ brings it in, the old pyramid is retired and swept,
 
 from __future__ import annotations
 
+import functools
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
 import deepzoom
 from config import Settings
@@ -34,7 +37,7 @@ from .deadline import Deadline
 from .keys import LONGEST_OUTPUT_SUFFIX, MAX_KEY_BYTES, PyramidKeys, extension_of, is_own_output, path_problem
 from .lease import Lease
 from .multipart import ReplacedMeanwhile
-from .owners import stem_owner
+from .owners import owner_of, stem_owner, stem_sources
 from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
 from .page import viewer_page
 from .scratch import NoRoom, scratch_folder
@@ -46,7 +49,8 @@ log = logging.getLogger("lambdazoom")
 HEADER_BYTES = 256 * 1024  # enough for a JPEG's EXIF and ICC segments or a PNG's chunks before its pixels
 # Sources up to 64 MiB come in one GET, larger ones in 64 MiB ranges, 4 at a time: s3transfer's 8 MiB default
 # made a 60 MB JPEG eight requests, a quarter of a TIFF conversion's.
-DOWNLOAD = TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=4)
+DOWNLOAD_IN_ONE = 64 * 2**20
+DOWNLOAD = TransferConfig(multipart_threshold=DOWNLOAD_IN_ONE, multipart_chunksize=DOWNLOAD_IN_ONE, max_concurrency=4)
 
 
 class Outcome(StrEnum):
@@ -113,41 +117,45 @@ def convert(
     s3 = client(settings)
     zoom = ZoomBucket(s3, settings)
     keys = PyramidKeys.for_source(key, settings.dest_prefix)
-    source = _current_source(settings, s3, bucket, key)
+    source, present = _planned_source(settings, s3, bucket, key), zoom.siblings(keys)
     if source is None:
         return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
-    if not force and zoom.is_published(keys, marker(key, source, settings)):  # a redelivery: no lease needed
-        return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
+    published_key = keys.published(settings.output)
+    if not force and published_key in present and zoom.is_published(keys, marker(key, source, settings)):
+        return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}  # a redelivery
     with zoom.lease(keys, key, deadline) as lease:
-        source = _current_source(settings, s3, bucket, key)  # again: it may have changed while this waited
-        if source is None:
-            return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
-        descriptor, tiff = zoom.head(keys.descriptor), zoom.head(keys.tiff)
-        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff)
+        if lease.waited:  # another conversion held it: what it did changes the plan
+            source, present = _planned_source(settings, s3, bucket, key), zoom.siblings(keys)
+            if source is None:
+                return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
+        descriptor = zoom.head(keys.descriptor) if keys.descriptor in present else None
+        tiff = zoom.head(keys.tiff) if keys.tiff in present else None
+        listed = zoom.folder_files(keys)
+        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff, listed)
         published = descriptor if "dzi" in settings.output else tiff
         if not force and published is not None and same_marker(metadata_of(published), marker(key, source, settings)):
             return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
-        _admit_from_header(settings, s3, bucket, key, source)
         timings: dict[str, float] = {}
         try:
+            _admit_from_header(settings, s3, bucket, key, source)
             with scratch_folder(settings.tmp_dir, source["ContentLength"]) as folder:
-                image = _fetch_and_decode(settings, s3, bucket, key, source, folder, timings)
+                image, source = _fetch_and_decode(settings, s3, bucket, key, source, folder, timings)
                 lease.confirm()  # deletions follow: only by the lease's holder
                 if descriptor is not None:  # a different source or settings: no viewer may pair them with new tiles
                     zoom.retire(keys)  # (a .tif is not retired: the new one replaces it whole when it is done)
                 # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go
                 # now, before the new descriptor marks the work done: a retry after a failure here sweeps again.
                 iiif = settings.iiif_for(keys.name)
-                orphans = zoom.sweep(keys, image.size, settings.tiles, iiif.tile_size if iiif else None)
+                orphans = zoom.sweep(keys, image.size, settings.tiles, iiif.tile_size if iiif else None, listed, present)
                 seen = {keys.tiff: tiff["ETag"]} if tiff is not None else {}
-                stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, seen, timings)
+                stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, seen, present, timings)
                 decoding = image.decoding
         except NoRoom as error:
             if error.ever:
                 raise RuntimeError(str(error)) from None  # other folders fill the space now: a retry may fit
             raise PermanentFailure(str(error)) from None
         except _Superseded as superseded:
-            withdrawn = zoom.withdraw(keys)
+            withdrawn = zoom.withdraw(keys) if superseded.wrote else 0
             return {"action": Outcome.SUPERSEDED, **report, "reason": f"{superseded} ({withdrawn} tiles withdrawn)"}
     return _converted(report, settings, source, decoding, keys, stats, orphans, timings)
 
@@ -193,31 +201,38 @@ def is_up_to_date(settings: Settings, bucket: str, key: str) -> bool:
     return source is not None and ZoomBucket(s3, settings).is_published(keys, marker(key, source, settings))
 
 
-def _current_source(settings: Settings, s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    """HEAD of ``key`` if it exists; raises :class:`PermanentFailure` if another key of its stem owns the pyramid."""
-    owner = _stem_owner(settings, s3, bucket, key)
-    if owner is None:
-        return None
+def _planned_source(settings: Settings, s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """``key`` as one listing of its stem shows it (``ETag``, ``LastModified``, ``ContentLength``), if it exists;
+    raises :class:`PermanentFailure` if another key of its stem owns the pyramid. The version comes with the
+    download (which asks for this very ETag)."""
+    sources = stem_sources(s3, bucket, key, functools.partial(_is_source, settings, bucket))
+    listed = sources.get(key)
+    if listed is None:
+        return None  # gone: nothing to convert, and nothing to say about an owner
+    owner = owner_of(sources)
     if owner != key:
-        if head(s3, bucket, key) is None:
-            return None  # this key is gone anyway: nothing to convert, and nothing to say about the owner
         published = PyramidKeys.for_source(key, settings.dest_prefix).published(settings.output)
         raise PermanentFailure(
             f"{published} belongs to {owner!r}, the newest object with this stem; "
             f"rename {key!r} to give it a pyramid of its own"
         )
-    return head(s3, bucket, key)
+    return {"ETag": listed["ETag"], "LastModified": listed["LastModified"], "ContentLength": listed["Size"]}
+
+
+def _is_source(settings: Settings, bucket: str, key: str) -> bool:
+    return not (skip_reason(settings, bucket, key) or unconvertible_reason(settings, key))
 
 
 def _stem_owner(settings: Settings, s3: Any, bucket: str, key: str) -> str | None:
-    def is_source(found: str) -> bool:
-        return not (skip_reason(settings, bucket, found) or unconvertible_reason(settings, found))
-
-    return stem_owner(s3, bucket, key, is_source)
+    return stem_owner(s3, bucket, key, functools.partial(_is_source, settings, bucket))
 
 
 def _refuse_foreign_pyramid(
-    zoom: ZoomBucket, keys: PyramidKeys, descriptor: dict[str, Any] | None, tiff: dict[str, Any] | None
+    zoom: ZoomBucket,
+    keys: PyramidKeys,
+    descriptor: dict[str, Any] | None,
+    tiff: dict[str, Any] | None,
+    listed: list[str],
 ) -> None:
     """A ``.dzi``, a ``.tif`` or tiles at this pyramid's keys that someone else wrote: not ours to replace."""
     if is_foreign(descriptor):
@@ -225,7 +240,7 @@ def _refuse_foreign_pyramid(
     elif is_foreign(tiff) and "tiff" in zoom.settings.output:
         foreign = keys.tiff
     else:
-        foreign = zoom.foreign_tile(keys)
+        foreign = zoom.foreign_tile(keys, listed)
     if foreign:
         raise PermanentFailure(f"{foreign} is in the zoom bucket but LambdaZoom did not write it; move it away")
 
@@ -238,39 +253,56 @@ def _fetch_and_decode(
     source: dict[str, Any],
     folder: Path,
     timings: dict[str, float],
-) -> deepzoom.SourceImage:
-    """Download the image into ``folder`` and open it (a streamed image is decoded later, while it is
-    tiled; any other is decoded here)."""
+) -> tuple[deepzoom.SourceImage, dict[str, Any]]:
+    """Download the very object the plan listed into ``folder`` and open it (a streamed image is decoded
+    later, while it is tiled; any other is decoded here). Returns it, and ``source`` with its version."""
     path = folder / ("source." + extension_of(key))
     with _timed(timings, "download"):
-        s3.download_file(bucket, key, str(path), ExtraArgs=_version_of(source) or None, Config=DOWNLOAD)
+        try:
+            if source["ContentLength"] <= DOWNLOAD_IN_ONE:  # one GET, asking for the ETag the plan saw
+                answer = s3.get_object(Bucket=bucket, Key=key, IfMatch=source["ETag"])
+                with open(path, "wb") as file:
+                    shutil.copyfileobj(answer["Body"], file, 2**20)
+            else:  # ranges on threads, of the version the HEAD names
+                answer = s3.head_object(Bucket=bucket, Key=key, IfMatch=source["ETag"])
+                version = {"VersionId": answer["VersionId"]} if answer.get("VersionId") else None
+                s3.download_file(bucket, key, str(path), ExtraArgs=version, Config=DOWNLOAD)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                raise
+            raise _Superseded(
+                f"s3://{bucket}/{key} changed before it was downloaded; its newer version's event converts it",
+                wrote=False,
+            ) from None
+    source = source | {"VersionId": answer.get("VersionId") or ""}
     with _timed(timings, "open"):
         try:
-            return deepzoom.open_image(path, settings.limits)
+            return deepzoom.open_image(path, settings.limits), source
         except deepzoom.DeepZoomError as error:
             raise PermanentFailure(str(error)) from None
 
 
 def _admit_from_header(settings: Settings, s3: Any, bucket: str, key: str, source: dict[str, Any]) -> None:
-    """Refuse an image over the limits or the function's memory from its first bytes, before downloading it.
+    """Refuse an image over the limits or the function's memory from its first bytes, before downloading it
+    (a source no larger than those bytes is judged by ``open_image`` once downloaded, by the same rules).
     Formats that keep their header further in (a TIFF whose directory is at the end) are judged after the
-    download instead, by the same rules."""
-    if not source["ContentLength"]:
-        return  # nothing to range over; open_image names it
-    first = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}", **_version_of(source))
+    download instead."""
+    if source["ContentLength"] <= HEADER_BYTES:
+        return
+    first = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}", IfMatch=source["ETag"])
     try:
         deepzoom.check_header(first["Body"].read(), settings.limits)
     except deepzoom.DeepZoomError as error:
         raise PermanentFailure(str(error)) from None
 
 
-def _version_of(source: dict[str, Any]) -> dict[str, str]:
-    """The request argument that names the very version ``source`` (a HEAD) is, in a versioned bucket."""
-    return {"VersionId": source["VersionId"]} if source.get("VersionId") else {}
-
-
 class _Superseded(Exception):
-    """The source changed, or another source took the stem, while this conversion ran: publish nothing."""
+    """The source changed, or another source took the stem, while this conversion ran: publish nothing (and
+    withdraw what it ``wrote``)."""
+
+    def __init__(self, reason: str, *, wrote: bool = True) -> None:
+        super().__init__(reason)
+        self.wrote = wrote
 
 
 def _publish(
@@ -283,10 +315,12 @@ def _publish(
     image: deepzoom.SourceImage,
     lease: Lease,
     seen: dict[str, str],
+    present: dict[str, dict[str, Any]],
     timings: dict[str, float],
 ) -> deepzoom.PyramidStats:
     """Write the page and every tile, then, if this conversion is still current, the ``.tif`` and the ``.dzi``
-    (``seen``: the ETags of the objects this conversion replaces, as it saw them at its start)."""
+    (``seen``: the ETags of the objects this conversion replaces, as it saw them at its start; ``present``:
+    the pyramid's siblings as planned)."""
     sink = S3Sink(
         _tile_store(settings, zoom.s3),
         s3=zoom.s3,
@@ -299,23 +333,24 @@ def _publish(
     )
 
     def still_current() -> None:
-        """The last look before the descriptor goes up: the lease is still ours (so are the tiles), and this
-        very version still owns the stem (an overwrite within the second S3 keeps times to shows in the ETag)."""
+        """The last look before the descriptor goes up: the lease is still ours (so are the tiles), and the plan
+        still holds: this very object (its ETag, and its time, for an A-B-A overwrite) owns the stem."""
         lease.confirm()
         try:
-            now = _current_source(settings, zoom.s3, bucket, key)
+            now = _planned_source(settings, zoom.s3, bucket, key)
         except PermanentFailure as failure:  # a newer source with this stem appeared
             raise _Superseded(str(failure)) from None
         if now is None:
             raise _Superseded(f"s3://{bucket}/{key} was deleted while it was converted; nothing was published")
-        if marker(key, now, settings) != sink.metadata or now["LastModified"] != source["LastModified"]:
+        if (now["ETag"], now["LastModified"]) != (source["ETag"], source["LastModified"]):
             raise _Superseded(
                 f"s3://{bucket}/{key} was overwritten while it was converted; nothing was published, "
                 "the conversion of the new version publishes it"
             )
 
     with _timed(timings, "tile_upload"):  # for a streamed image, its decode too
-        if settings.viewer_pages and not zoom.foreign_kept(keys.page):  # before the descriptor: it marks the end
+        foreign_page = keys.page in present and zoom.foreign_kept(keys.page)
+        if settings.viewer_pages and not foreign_page:  # before the descriptor: it marks the end
             sink.put(keys.page, _page_for(settings, keys), PAGE_CONTENT_TYPE)
         try:
             return deepzoom.write_pyramid(

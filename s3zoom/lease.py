@@ -53,6 +53,7 @@ class Lease:
     ttl: float
     write_lifetime: float = 0.0  # how long a write started now may still land (its retries and timeouts)
     deadline: Deadline = field(default_factory=Deadline)  # the invocation's: no write starts past its margin
+    waited: bool = False  # another conversion held it first (what that one did may change this one's plan)
     lost: threading.Event = field(default_factory=threading.Event)
     renewed_at: float = field(default_factory=time.monotonic)
 
@@ -138,21 +139,23 @@ def leased(
 def _acquire(s3: Any, bucket: str, key: str, body: bytes, ttl: float, wait: float) -> Lease:
     deadline = time.monotonic() + wait
     pause = 0.05
+    waited = False
     while True:
         try:
             answer = s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **_TYPE)
-            return Lease(s3, bucket, key, body, answer["ETag"], ttl)
+            return Lease(s3, bucket, key, body, answer["ETag"], ttl, waited=waited)
         except ClientError as error:
             if _code(error) not in _LOST_RACE:
                 raise
         found = _read(s3, bucket, key)
+        waited = True
         if found is not None and found.body == body:  # ours: an attempt that succeeded but whose answer was lost
-            return Lease(s3, bucket, key, body, found.etag, ttl)
+            return Lease(s3, bucket, key, body, found.etag, ttl, waited=waited)
         if found is not None and found.expired:
             try:  # its holder stopped renewing it: take it over, unless someone else just did
                 answer = s3.put_object(Bucket=bucket, Key=key, Body=body, IfMatch=found.etag, **_TYPE)
                 log.warning("took over the expired lease %s of a conversion of %s", key, held_by(found.body))
-                return Lease(s3, bucket, key, body, answer["ETag"], ttl)
+                return Lease(s3, bucket, key, body, answer["ETag"], ttl, waited=waited)
             except ClientError as error:
                 if _code(error) not in _LOST_RACE:
                     raise

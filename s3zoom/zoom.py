@@ -133,16 +133,29 @@ class ZoomBucket:
         log.warning("left alone: %s is in the zoom bucket but LambdaZoom did not write it", key)
         return True
 
-    def foreign_tile(self, keys: PyramidKeys) -> str | None:
+    def foreign_tile(self, keys: PyramidKeys, listed: list[str] | None = None) -> str | None:
         """A tile at this pyramid's keys that LambdaZoom did not write, judged by a sample (the first, middle
-        and last of the first thousand listed, Deep Zoom and IIIF): a hand-made folder is foreign throughout."""
-        for prefix, is_ours in ((keys.files_prefix, keys.is_tile), (keys.iiif_prefix, keys.is_iiif_file)):
-            answer = self.s3.list_objects_v2(Bucket=self.name, Prefix=prefix)
-            found = [item["Key"] for item in answer.get("Contents", []) if is_ours(item["Key"])]
+        and last of the first thousand, Deep Zoom and IIIF) of ``listed`` (else of a listing made here): a
+        hand-made folder is foreign throughout."""
+        if listed is None:
+            listed = self.folder_files(keys)
+        for is_ours in (keys.is_tile, keys.is_iiif_file):
+            found = [key for key in listed if is_ours(key)][:1000]
             for key in {found[0], found[len(found) // 2], found[-1]} if found else ():
                 if is_foreign(self.head(key)):
                     return key
         return None
+
+    def siblings(self, keys: PyramidKeys) -> dict[str, dict[str, Any]]:
+        """The pyramid's ``.dzi``, page and ``.tif`` that exist, as one listing shows them, by key."""
+        wanted = {keys.descriptor, keys.page, keys.tiff}
+        prefix = keys.name + "."  # the folder's other objects are listed as common prefixes, not one by one
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, Delimiter="/")
+        return {item["Key"]: item for page in pages for item in page.get("Contents", []) if item["Key"] in wanted}
+
+    def folder_files(self, keys: PyramidKeys) -> list[str]:
+        """The pyramid's Deep Zoom tiles and IIIF files, in one listing of both folders."""
+        return [key for key in self.listed(keys.name + "_") if keys.is_tile(key) or keys.is_iiif_file(key)]
 
     def listed(self, prefix: str) -> Iterator[str]:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
@@ -153,37 +166,42 @@ class ZoomBucket:
         """Take a published pyramid down: its ``.dzi`` and IIIF ``info.json``, which name its tiles."""
         self.delete([keys.descriptor, keys.iiif_info])
 
-    def sweep(self, keys: PyramidKeys, size: tuple[int, int], tiles: TileSettings, layout_size: int | None) -> int:
-        """Delete what an earlier pyramid left that one of ``size`` and these settings will not write
-        (with ``layout_size``, the IIIF service's tile size, when there is one)."""
+    def sweep(
+        self,
+        keys: PyramidKeys,
+        size: tuple[int, int],
+        tiles: TileSettings,
+        layout_size: int | None,
+        listed: list[str],
+        present: Iterable[str],
+    ) -> int:
+        """Delete what an earlier pyramid left (``listed``, its ``folder_files``, and ``present``, its
+        ``siblings``) that one of ``size`` and these settings will not write (with ``layout_size``, the IIIF
+        service's tile size, when there is one)."""
         geometry = DeepZoomGeometry(*size, tiles.tile_size, tiles.overlap)
         iiif_files = keys.iiif_files(IIIFLayout(*size, layout_size, tiles.format)) if layout_size else set()
         wanted = keys.tiles(geometry, tiles.format) if "dzi" in self.settings.output else set()
-        deleted = self.delete(self._stale_tiles(keys, wanted))
-        deleted += self.delete(self._stale_iiif_files(keys, iiif_files))
-        if "tiff" not in self.settings.output:
-            self.delete(self.ours([keys.tiff]))  # one an earlier conversion with OUTPUT=tiff made
-        if not self.settings.viewer_pages:
-            self.delete(self.ours([keys.page]))  # one an earlier conversion may have written
+        deleted = self._delete_unwanted(keys, listed, wanted | iiif_files)
+        unwanted = [keys.tiff] if "tiff" not in self.settings.output else []  # from an earlier OUTPUT=tiff
+        unwanted += [] if self.settings.viewer_pages else [keys.page]  # one an earlier conversion may have written
+        self.delete(self.ours([key for key in unwanted if key in present]))
         return deleted
 
     def withdraw(self, keys: PyramidKeys) -> int:
         """Delete every file of the pyramid but its ``.dzi`` (which is not up): its page, tiles and IIIF files.
         Returns the tiles deleted."""
         self.delete(self.ours([keys.page]) if self.settings.viewer_pages else [])
-        deleted = self.delete(self._stale_tiles(keys, wanted=set()))
-        return deleted + self.delete(self._stale_iiif_files(keys, wanted=set()))
+        return self._delete_unwanted(keys, self.folder_files(keys), wanted=set())
 
     def remove(self, keys: PyramidKeys) -> int:
         """Delete the whole pyramid, ``.dzi`` and ``.tif`` first, but for what is someone else's; returns the tiles
         deleted."""
         self.delete(self.ours([keys.descriptor, keys.tiff, keys.page]))
-        foreign = self.foreign_tile(keys)
-        if foreign:
+        listed = self.folder_files(keys)
+        if foreign := self.foreign_tile(keys, listed):
             log.warning("left alone: %s and the tiles beside it are not LambdaZoom's", foreign)
             return 0
-        deleted = self.delete(self._stale_tiles(keys, wanted=set()))
-        return deleted + self.delete(self._stale_iiif_files(keys, wanted=set()))
+        return self._delete_unwanted(keys, listed, wanted=set())
 
     def delete(self, keys: Iterable[str]) -> int:
         """Delete ``keys`` in batches of 1000; raise if S3 refuses any of them."""
@@ -207,11 +225,9 @@ class ZoomBucket:
             raise RuntimeError(f"could not delete {first['Key']}: {first.get('Code')} {first.get('Message')}")
         return len(keys)
 
-    def _stale_tiles(self, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
-        """Tiles of an earlier pyramid (bigger, or in another format) that the new grid does not have."""
-        return (found for found in self.listed(keys.files_prefix) if keys.is_tile(found) and found not in wanted)
-
-    def _stale_iiif_files(self, keys: PyramidKeys, wanted: set[str]) -> Iterator[str]:
-        """IIIF files (``info.json`` first, so no client reads a service losing its tiles) not in ``wanted``."""
-        found = [key for key in self.listed(keys.iiif_prefix) if keys.is_iiif_file(key) and key not in wanted]
-        return iter(sorted(found, key=lambda key: key != keys.iiif_info))
+    def _delete_unwanted(self, keys: PyramidKeys, listed: list[str], wanted: set[str]) -> int:
+        """Delete the tiles and IIIF files of ``listed`` that are not ``wanted`` (``info.json`` before the IIIF
+        tiles, so no client reads a service losing its tiles); returns how many."""
+        tiles = [key for key in listed if keys.is_tile(key) and key not in wanted]
+        iiif = [key for key in listed if keys.is_iiif_file(key) and key not in wanted]
+        return self.delete(tiles) + self.delete(sorted(iiif, key=lambda key: key != keys.iiif_info))

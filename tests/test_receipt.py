@@ -106,10 +106,10 @@ def test_conversions_at_once_each_get_their_own_requests(counted, monkeypatch, c
     reports = lines(caplog)
     small, large = reports["small.jpg"], reports["large.jpg"]
     assert large["tiles"] > 2 * small["tiles"]
-    for line in (small, large):
+    for line, header_reads in ((small, 0), (large, 1)):  # only a source over HEADER_BYTES is judged by a range first
         assert line["requests"]["PutObject"] == line["tiles"] + 3
         assert {op: n for op, n in line["requests"].items() if op != "PutObject"} == {
-            op: n for op, n in alone.items() if op != "PutObject"
+            op: n + (header_reads if op == "GetObject" else 0) for op, n in alone.items() if op != "PutObject"
         }
     assert by_method(counted.s3, Counter(small["requests"]) + Counter(large["requests"])) == counted.proxy.methods
 
