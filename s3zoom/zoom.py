@@ -8,10 +8,11 @@ all: what carries no marker is someone else's, and is never overwritten or delet
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,7 +20,8 @@ from botocore.exceptions import ClientError
 from config import Settings
 from deepzoom import DeepZoomGeometry, IIIFLayout, TileSettings
 
-from .clients import WRITE_LIFETIME
+from . import receipt
+from .clients import RENEWAL_CLIENT, RENEWAL_LIFETIME, WRITE_LIFETIME, s3_client
 from .keys import PyramidKeys
 from .lease import Lease, leased
 
@@ -78,6 +80,13 @@ def is_foreign(found: dict[str, Any] | None) -> bool:
     return found is not None and not ({SOURCE_KEY, OLD_SOURCE_KEY} & metadata_of(found).keys())
 
 
+def renewal_client_maker() -> Callable[[], Any]:
+    """What makes a lease's renewal client (short timeouts, one attempt): the current receipt's, so the renewals
+    are counted on it, else a shared one. Made when the first renewal is due, on the lease's thread."""
+    bill = receipt.current()
+    return functools.partial(bill.client if bill else s3_client, **RENEWAL_CLIENT)
+
+
 class ZoomBucket:
     """The zoom bucket of ``settings``, through the boto3 client ``s3``: reading, deleting, and the lease."""
 
@@ -85,13 +94,16 @@ class ZoomBucket:
         self.s3 = s3
         self.settings = settings
         self.name = settings.zoom_bucket
+        self.guard: Callable[[], None] | None = None  # called before each DeleteObjects: the held lease's check
 
     def head(self, key: str) -> dict[str, Any] | None:
         return head(self.s3, self.name, key)
 
-    def lease(self, keys: PyramidKeys, source_key: str) -> AbstractContextManager[Lease]:
-        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time."""
-        return leased(
+    @contextmanager
+    def lease(self, keys: PyramidKeys, source_key: str) -> Iterator[Lease]:
+        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time. While it is
+        held, every batch of deletions first checks that it still is."""
+        with leased(
             self.s3,
             self.name,
             keys.lease,
@@ -99,7 +111,14 @@ class ZoomBucket:
             ttl=self.settings.lease_seconds,
             wait=self.settings.lease_wait_seconds,
             write_lifetime=WRITE_LIFETIME,
-        )
+            renewer=renewal_client_maker(),
+            renewal_lifetime=RENEWAL_LIFETIME,
+        ) as held:
+            self.guard = held.check
+            try:
+                yield held
+            finally:
+                self.guard = None
 
     def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:
         """Is the pyramid's ``.dzi`` (or, for OUTPUT=tiff, its ``.tif``) up, ours, and made from the source and
@@ -182,7 +201,8 @@ class ZoomBucket:
         return deleted + self.delete(self._stale_iiif_files(keys, wanted=set()))
 
     def delete(self, keys: Iterable[str]) -> int:
-        """Delete ``keys`` in batches of 1000; raise if S3 refuses any of them."""
+        """Delete ``keys`` in batches of 1000, each only while the lease is held (see ``guard``); raise if S3
+        refuses any of them."""
         deleted = 0
         batch: list[str] = []
         for key in keys:
@@ -195,6 +215,8 @@ class ZoomBucket:
         return deleted
 
     def _delete_batch(self, keys: list[str]) -> int:
+        if self.guard is not None:  # a batch takes a while: the lease may have been lost since the last one
+            self.guard()
         answer = self.s3.delete_objects(
             Bucket=self.name, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
         )
