@@ -77,7 +77,8 @@ def new_s3_client(
     config = Config(
         signature_version="s3v4",
         max_pool_connections=pool_size,
-        retries={"mode": retry_mode, "max_attempts": max_attempts},
+        # botocore's "max_attempts" counts the retries alone; "total_max_attempts" the first attempt too
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
