@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,9 +29,17 @@ from deepzoom import (
     memory_available,
     parse_outputs,
 )
+from s3zoom.clients import RENEWAL_LIFETIME, WRITE_LIFETIME
+from s3zoom.lease import shortest_ttl
 
 _DEFAULT_EXTENSIONS = "jpg,jpeg,png,tif,tiff,webp,gif,bmp,heic,heif,avif,jp2,j2k,jpf,jpx"
 RETRY_MODES = ("standard", "adaptive")
+# The shortest LEASE_SECONDS that works: a holder must get two renewals in (each up to RENEWAL_LIFETIME, 7 s) after
+# its last one, with LEASE_MARGIN to spare (its renewer's thread waking late on a busy CPU, the moment between a
+# check and the PUT it lets start), before its last tile PUT may start, WRITE_LIFETIME (75 s) before the lease
+# could pass on: 2 x (75 + 7 + 5) = 174 s (see shortest_ttl in s3zoom/lease.py).
+LEASE_MARGIN = 5  # seconds
+MIN_LEASE_SECONDS = math.ceil(shortest_ttl(WRITE_LIFETIME, RENEWAL_LIFETIME, LEASE_MARGIN))
 
 
 class SettingsError(ValueError):
@@ -91,7 +100,10 @@ class Settings:
     # One conversion at a time writes a pyramid: it holds a lease (STEM_files/lambdazoom.lease, renewed every
     # quarter of LEASE_SECONDS; a holder that died loses it after LEASE_SECONDS). Another conversion of the
     # same pyramid waits up to LEASE_WAIT_SECONDS, then fails and is retried; keep it below the timeout.
-    lease_seconds: int = 120
+    # LEASE_SECONDS is at least MIN_LEASE_SECONDS (174: a holder stops writing 75 s before its lease could pass
+    # on, and must get two renewals in before that); 180 is that rounded up to three minutes, as short as it
+    # can be, since it is how long the pyramid of a conversion that died stays locked.
+    lease_seconds: int = 180
     lease_wait_seconds: int = 300
     # Lambda stops a function at its timeout mid-write. No record or lease wait starts, and no conversion goes
     # on writing, within DEADLINE_MARGIN_SECONDS of it (kept for publishing, withdrawing and releasing); what
@@ -137,13 +149,20 @@ class Settings:
             ("UPLOAD_CONCURRENCY", self.upload_concurrency, 1),
             ("S3_MAX_ATTEMPTS", self.s3_max_attempts, 1),
             ("IIIF_TILE_SIZE", self.iiif_tile_size, 1),
-            ("LEASE_SECONDS", self.lease_seconds, 100),  # see RETRY_BOUND in s3zoom/clients.py
             ("LEASE_WAIT_SECONDS", self.lease_wait_seconds, 0),
             ("DEADLINE_MARGIN_SECONDS", self.deadline_margin_seconds, 1),
             ("RETRY_DELAY_SECONDS", self.retry_delay_seconds, 0),
         ):
             if value < least:
                 problems.append(f"{name} must be at least {least}, got {value}")
+        if self.lease_seconds < MIN_LEASE_SECONDS:
+            problems.append(
+                f"LEASE_SECONDS must be at least {MIN_LEASE_SECONDS}, got {self.lease_seconds}: a conversion renews "
+                f"its lease every quarter of it and starts no tile PUT in the last {WRITE_LIFETIME:g} s before the "
+                f"lease could pass on (a PUT with its retries may take that long), so it needs two renewals in "
+                f"(each up to {RENEWAL_LIFETIME:g} s) with {LEASE_MARGIN} s to spare before then: "
+                f"2 x ({WRITE_LIFETIME:g} + {RENEWAL_LIFETIME:g} + {LEASE_MARGIN}) = {MIN_LEASE_SECONDS}"
+            )
         if self.iiif_output and not self.iiif_base_url:
             problems.append("IIIF_OUTPUT is on but IIIF_BASE_URL is empty: set it to the zoom bucket's public URL")
         if not self.zoom_bucket:

@@ -104,6 +104,12 @@ class FaultyProxy(LoopThread):
             return "drop"
         return None
 
+    def answer_for(self, head: bytes) -> bytes | None:
+        """A whole response to send instead of forwarding the request whose ``head`` (request line and headers)
+        this is, or None to forward it: where a subclass stands in for a store that answers otherwise (called on
+        the loop's thread only, for requests that drew no fault)."""
+        return None
+
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._serve, sock=self._listening)
 
@@ -132,6 +138,8 @@ class FaultyProxy(LoopThread):
                     writer.write(
                         _response(b"HTTP/1.1 503 Slow Down", [(b"Content-Type", b"application/xml")], SLOW_DOWN)
                     )
+                elif (answer := self.answer_for(head)) is not None:
+                    writer.write(answer)
                 else:
                     writer.write(await self._forward(head, body, method == b"HEAD"))
                 await writer.drain()
@@ -213,6 +221,23 @@ async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         kept.append(line)
     body = await reader.readexactly(length) if length else b""
     return b"\r\n".join(kept) + b"\r\n\r\n", body
+
+
+def header(head: bytes, name: bytes) -> bytes | None:
+    """The value of the header ``name`` (case-blind) in a request's ``head``, or None."""
+    for line in head.split(b"\r\n")[1:]:
+        found, _, value = line.partition(b":")
+        if found.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
+def s3_error(status: bytes, code: str, message: str) -> bytes:
+    """A whole response carrying an S3 error document: ``s3_error(b"501 Not Implemented", "NotImplemented", ...)``."""
+    document = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+    )
+    return _response(b"HTTP/1.1 " + status, [(b"Content-Type", b"application/xml")], document.encode())
 
 
 def _response(status: bytes, headers: list, payload: bytes, content_length: bytes | None = None) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,24 @@ from obstore.store import S3Store
 CONNECT_TIMEOUT = 10  # seconds
 READ_TIMEOUT = 30  # seconds a request may wait for its answer
 # No tile PUT is retried after this long (the conversion fails, and is retried). With READ_TIMEOUT, a PUT ends
-# within 75 s of its start: less than a pyramid's lease (LEASE_SECONDS, 120) minus its renewal interval (30),
-# so no tile of a conversion that lost its lease can land after another conversion has taken it over.
+# within 75 s of its start; a holder starts none later than that before its lease could pass on (lease.py), so
+# no tile of a conversion that lost its lease can land after another conversion has taken it over.
 RETRY_BOUND = timedelta(seconds=45)
 WRITE_LIFETIME = RETRY_BOUND.total_seconds() + READ_TIMEOUT  # the longest a tile PUT may take
+# A lease's renewals go through a client of their own: one attempt a beat, answered within these or given up
+# (the next beat tries again), so a stalled connection costs one beat, not the lease. The minimum LEASE_SECONDS
+# (config.py) counts on it.
+RENEWAL_CONNECT_TIMEOUT = 2  # seconds
+RENEWAL_READ_TIMEOUT = 5  # seconds
+RENEWAL_LIFETIME = RENEWAL_CONNECT_TIMEOUT + RENEWAL_READ_TIMEOUT  # the longest one renewal may take
+RENEWAL_CLIENT = {
+    "pool_size": 2,
+    "retry_mode": "standard",
+    "max_attempts": 1,
+    "connect_timeout": RENEWAL_CONNECT_TIMEOUT,
+    "read_timeout": RENEWAL_READ_TIMEOUT,
+}
+_MAKING = threading.Lock()  # a boto3 session makes one client at a time (a lease's renewer makes its own)
 
 
 @functools.cache
@@ -36,23 +51,39 @@ def session() -> boto3.session.Session:
 
 
 @functools.cache
-def s3_client(pool_size: int, retry_mode: str, max_attempts: int) -> Any:
+def s3_client(
+    pool_size: int,
+    retry_mode: str,
+    max_attempts: int,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+) -> Any:
     """One shared, thread-safe S3 client per setting, kept across warm invocations."""
-    return new_s3_client(pool_size, retry_mode, max_attempts)
-
-
-def new_s3_client(pool_size: int, retry_mode: str, max_attempts: int) -> Any:
-    """An S3 client of its own, with connections of its own (a receipt's, see receipt.py)."""
-    return session().client(
-        "s3",
-        config=Config(
-            signature_version="s3v4",
-            max_pool_connections=pool_size,
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
-            connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT,
-        ),
+    return new_s3_client(
+        pool_size, retry_mode, max_attempts, connect_timeout=connect_timeout, read_timeout=read_timeout
     )
+
+
+def new_s3_client(
+    pool_size: int,
+    retry_mode: str,
+    max_attempts: int,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+) -> Any:
+    """An S3 client of its own, with connections of its own (a receipt's, see receipt.py)."""
+    config = Config(
+        signature_version="s3v4",
+        max_pool_connections=pool_size,
+        # botocore's "max_attempts" counts the retries alone; "total_max_attempts" the first attempt too
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+    with _MAKING:
+        return session().client("s3", config=config)
 
 
 @functools.cache

@@ -8,7 +8,9 @@ workers, the lease's renewals, a multipart upload's part workers. So a receipt d
 context a request came from: it has an S3 client of its own (:meth:`Receipt.client`), which ``jobs.client``
 hands out on the thread the receipt is current on (a ``ContextVar``, read where the work starts), and it
 counts every HTTP attempt that client sends, retries included, from botocore's ``before-send`` event, on
-whatever thread. Whatever uses the conversion's client is on its receipt, and nothing else can be. Tile PUTs
+whatever thread. Whatever uses the conversion's client is on its receipt, and nothing else can be. The lease's
+renewals use another client of the receipt's, with short timeouts (see zoom.py), made when the first renewal
+is due: a conversion shorter than a renewal interval never makes it. Tile PUTs
 go through obstore's shared store: the sink the conversion builds with its receipt counts them, one a
 ``put`` (obstore's own retries of a PUT are out of sight).
 
@@ -34,7 +36,7 @@ from typing import Any
 from config import Settings
 
 from . import prices
-from .clients import new_s3_client
+from .clients import CONNECT_TIMEOUT, READ_TIMEOUT, new_s3_client
 
 # The function's architecture, for its GB-second price, as platform.machine() names it (arm64 Lambda: aarch64).
 ARCHITECTURE = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
@@ -53,19 +55,35 @@ class Receipt:
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()  # counted from many threads at once
         self._started = time.perf_counter()
-        self._client: Any = None
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._making = threading.Lock()
 
     def count(self, operation: str) -> None:
         """One request of the S3 ``operation`` (``PutObject``, ``HeadObject``...)."""
         with self._lock:
             self.requests[operation] += 1
 
-    def client(self, pool_size: int, retry_mode: str, max_attempts: int) -> Any:
-        """This receipt's own S3 client (made on first use): every HTTP attempt it sends is counted here."""
-        if self._client is None:
-            self._client = new_s3_client(pool_size, retry_mode, max_attempts)
-            self._client.meta.events.register("before-send.s3", self._sent)
-        return self._client
+    def client(
+        self,
+        pool_size: int,
+        retry_mode: str,
+        max_attempts: int,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> Any:
+        """This receipt's own S3 client with these options (made on first use, one for each set of options: a
+        lease's renewals have short timeouts of their own): every HTTP attempt it sends is counted here."""
+        options = (pool_size, retry_mode, max_attempts, connect_timeout, read_timeout)
+        with self._making:  # the conversion's thread and its lease's renewer may ask at once
+            made = self._clients.get(options)
+            if made is None:
+                made = new_s3_client(
+                    pool_size, retry_mode, max_attempts, connect_timeout=connect_timeout, read_timeout=read_timeout
+                )
+                made.meta.events.register("before-send.s3", self._sent)
+                self._clients[options] = made
+        return made
 
     def _sent(self, event_name: str, **_: Any) -> None:
         """botocore's ``before-send.s3.<Operation>``, once an attempt; returns None, so the request goes out."""
@@ -80,9 +98,9 @@ class Receipt:
         return {"requests": requests, "gb_seconds": round(gb_seconds, 6), "cost_usd": round(cost, 9)}
 
     def close(self) -> None:
-        """Close the client's connections (its users are done: the block that held the receipt has ended)."""
-        if self._client is not None:
-            self._client.close()
+        """Close the clients' connections (their users are done: the block that held the receipt has ended)."""
+        for made in self._clients.values():
+            made.close()
 
 
 def current() -> Receipt | None:

@@ -8,10 +8,11 @@ all: what carries no marker is someone else's, and is never overwritten or delet
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,7 +20,8 @@ from botocore.exceptions import ClientError
 from config import Settings
 from deepzoom import DeepZoomGeometry, IIIFLayout, TileSettings
 
-from .clients import WRITE_LIFETIME
+from . import receipt
+from .clients import RENEWAL_CLIENT, RENEWAL_LIFETIME, WRITE_LIFETIME, s3_client
 from .deadline import Deadline
 from .keys import PyramidKeys
 from .lease import Lease, leased
@@ -79,6 +81,13 @@ def is_foreign(found: dict[str, Any] | None) -> bool:
     return found is not None and not ({SOURCE_KEY, OLD_SOURCE_KEY} & metadata_of(found).keys())
 
 
+def renewal_client_maker() -> Callable[[], Any]:
+    """What makes a lease's renewal client (short timeouts, one attempt): the current receipt's, so the renewals
+    are counted on it, else a shared one. Made when the first renewal is due, on the lease's thread."""
+    bill = receipt.current()
+    return functools.partial(bill.client if bill else s3_client, **RENEWAL_CLIENT)
+
+
 class ZoomBucket:
     """The zoom bucket of ``settings``, through the boto3 client ``s3``: reading, deleting, and the lease."""
 
@@ -86,24 +95,33 @@ class ZoomBucket:
         self.s3 = s3
         self.settings = settings
         self.name = settings.zoom_bucket
+        self.guard: Callable[[], None] | None = None  # called before each DeleteObjects: the held lease's check
 
     def head(self, key: str) -> dict[str, Any] | None:
         return head(self.s3, self.name, key)
 
-    def lease(self, keys: PyramidKeys, source_key: str, deadline: Deadline) -> AbstractContextManager[Lease]:
-        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time. It is waited
-        for only as long as ``deadline`` leaves, and stops being writable once the deadline's margin is reached."""
-        wait = min(self.settings.lease_wait_seconds, max(deadline.left(), 0.0))
-        return leased(
+    @contextmanager
+    def lease(self, keys: PyramidKeys, source_key: str, deadline: Deadline) -> Iterator[Lease]:
+        """Held while a conversion or removal of ``source_key`` writes the pyramid: one at a time. While it is
+        held, every batch of deletions first checks that it still is. It is waited for only as long as
+        ``deadline`` leaves, and stops being writable once the deadline's margin is reached."""
+        with leased(
             self.s3,
             self.name,
             keys.lease,
             source_key,
             ttl=self.settings.lease_seconds,
-            wait=wait,
+            wait=min(self.settings.lease_wait_seconds, max(deadline.left(), 0.0)),
             write_lifetime=WRITE_LIFETIME,
+            renewer=renewal_client_maker(),
+            renewal_lifetime=RENEWAL_LIFETIME,
             deadline=deadline,
-        )
+        ) as held:
+            self.guard = held.check
+            try:
+                yield held
+            finally:
+                self.guard = None
 
     def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:
         """Is the pyramid's ``.dzi`` (or, for OUTPUT=tiff, its ``.tif``) up, ours, and made from the source and
@@ -204,7 +222,8 @@ class ZoomBucket:
         return self._delete_unwanted(keys, listed, wanted=set())
 
     def delete(self, keys: Iterable[str]) -> int:
-        """Delete ``keys`` in batches of 1000; raise if S3 refuses any of them."""
+        """Delete ``keys`` in batches of 1000, each only while the lease is held (see ``guard``); raise if S3
+        refuses any of them."""
         deleted = 0
         batch: list[str] = []
         for key in keys:
@@ -217,6 +236,8 @@ class ZoomBucket:
         return deleted
 
     def _delete_batch(self, keys: list[str]) -> int:
+        if self.guard is not None:  # a batch takes a while: the lease may have been lost since the last one
+            self.guard()
         answer = self.s3.delete_objects(
             Bucket=self.name, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
         )

@@ -128,6 +128,29 @@ def test_the_lease_threads_renewals_are_on_the_receipt(counted):
     assert by_method(counted.s3, bill.requests) == counted.proxy.methods
 
 
+def test_a_conversions_lease_renews_through_a_short_timeout_client_on_its_receipt(counted):
+    """Renewals get a client of their own, made through the receipt (so they are counted): short timeouts and one
+    attempt a beat, so a renewal that hangs costs a beat, not the lease."""
+    from s3zoom import clients, zoom
+    from s3zoom.keys import PyramidKeys
+
+    settings = lambdazoom.SETTINGS
+    with receipt.tally(settings) as bill:
+        s3 = jobs.client(settings)
+        with zoom.ZoomBucket(s3, settings).lease(PyramidKeys("r"), "r.jpg") as lease:
+            lease._renew()  # a beat, now
+            renewals = lease.renewal_client()
+        assert renewals is not s3
+        assert renewals is bill.client(**clients.RENEWAL_CLIENT), "the receipt's own"
+    assert (renewals.meta.config.connect_timeout, renewals.meta.config.read_timeout) == (
+        clients.RENEWAL_CONNECT_TIMEOUT,
+        clients.RENEWAL_READ_TIMEOUT,
+    )
+    assert renewals.meta.config.retries["total_max_attempts"] == 1
+    assert bill.requests["PutObject"] == 2, "taken, and renewed once"
+    assert by_method(counted.s3, bill.requests) == counted.proxy.methods
+
+
 @pytest.mark.parametrize(
     ("operation", "per_thousand"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,25 @@ def test_every_bad_value_is_named_at_once():
     message = str(raised.value)
     for name in ("TILE_FORMAT", "UPLOAD_CONCURRENCY", "S3_RETRY_MODE", "LEASE_SECONDS"):
         assert name in message, message
+
+
+def test_lease_seconds_leaves_a_holder_two_renewals_before_its_last_write():
+    """The shortest lease is derived: a holder stops starting tile PUTs WRITE_LIFETIME before its lease could pass
+    on, renews every quarter of it, and must get two renewals (each within the renewal client's timeouts) and a
+    margin in before then. The old minimum (100) and default (120) left one renewal or less."""
+    from s3zoom.clients import RENEWAL_LIFETIME, WRITE_LIFETIME
+
+    least = config.MIN_LEASE_SECONDS
+    assert least == math.ceil(2 * (WRITE_LIFETIME + RENEWAL_LIFETIME + config.LEASE_MARGIN)) == 174
+    assert least / 4 * 2 + RENEWAL_LIFETIME + config.LEASE_MARGIN <= least - WRITE_LIFETIME
+    for too_short in (100, 120, least - 1):
+        with pytest.raises(config.SettingsError, match=rf"LEASE_SECONDS must be at least {least}, got {too_short}: "):
+            config.from_environment({"LEASE_SECONDS": str(too_short)})
+    assert config.from_environment({"LEASE_SECONDS": str(least)}).lease_seconds == least
+    assert config.Settings().lease_seconds >= least
+    with pytest.raises(config.SettingsError) as raised:
+        config.Settings(lease_seconds=120)
+    assert "2 x (75 + 7 + 5) = 174" in str(raised.value), "the message explains the number"
 
 
 def test_iiif_output_without_its_base_url_is_a_bad_setting_not_a_failed_conversion():
