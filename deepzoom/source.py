@@ -14,6 +14,7 @@ import functools
 import io
 import logging
 import os
+import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ _GREY_MODES = {"1", "L", "LA", "La"}
 _ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA", "P", "PA"}
 _ICC_INPUT_MODE = {"RGBA": "RGB", "LA": "L", "P": "RGB", "PA": "RGB"}  # alpha goes round the transform
 _SRGB = ImageCms.createProfile("sRGB")
+_PNG_SAMPLE_BITS = {"1": 1, "L;2": 2, "L;4": 4, "L": 8, "I;16B": 16, "RGB": 8}  # Pillow's raw mode: bits a sample
 
 
 @dataclass
@@ -124,11 +126,14 @@ class SourceImage:
                 return width - bottom, 0, width - top, height
 
     def _normalise(self, band: Image.Image, flatten_onto: tuple[int, int, int] | None) -> Image.Image:
+        alpha = None
         if self.deep_scale is not None:
+            if self.has_alpha:  # a 16-bit PNG's tRNS grey, matched at full depth: scaled, two samples may meet
+                alpha = band.convert("I").point(_transparent_value_table(band.info["transparency"]), "L")
             scale, offset = self.deep_scale
             band = band.convert("F").point(lambda value: value * scale + offset).convert("L")
-        alpha = None
-        if self.has_alpha:
+            band.info.pop("transparency", None)
+        elif self.has_alpha:
             # grey stays grey here, so the colour part is in the mode the ICC transform expects
             band = band.convert("LA" if band.mode in _GREY_MODES else "RGBA")
             alpha = band.getchannel("A")
@@ -163,6 +168,7 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
         raise InvalidImage("empty file (0 bytes)")
     with _decoder_failures_as_bad_input("image header"):  # a hostile header can break the checks too
         image = _opened(name, limits.formats)
+        _correct_png_transparency(image)
         refusal = _stream_refusal(image)
         limits.check(image, refusal)
     if refusal is None:
@@ -273,6 +279,61 @@ def _registered_heif(formats: frozenset[str]) -> bool:
 
     pillow_heif.register_heif_opener()
     return True
+
+
+def _correct_png_transparency(image: Image.Image) -> None:
+    """Make a PNG's transparent colour (tRNS) what libpng matches: the stored value, its bits above the
+    sample depth masked off (the PNG spec says decoders must), at the scale of Pillow's samples.
+
+    Pillow widens 1-, 2- and 4-bit grey samples to 0..255 but keeps the tRNS grey as stored (a 1-bit
+    one it turns into 255 if any bit is set), so a 2-bit image's transparent 1 never meets its pixels'
+    85. A 16-bit colour image is refused: Pillow keeps only the high byte of each sample, so its tRNS
+    colour cannot be told from its neighbours (a 16-bit grey one keeps all 16 bits, and is matched
+    before they are scaled, in :meth:`SourceImage._normalise`).
+    """
+    if image.format != "PNG" or "transparency" not in image.info or image.mode not in ("1", "L", "I;16", "RGB"):
+        return
+    rawmode = image.tile[0].args if image.tile else None
+    if rawmode == "RGB;16B":
+        raise InvalidImage("16-bit colour PNG with a transparent colour (tRNS): Pillow reads 8 of its 16 bits")
+    bits = _PNG_SAMPLE_BITS.get(rawmode) if isinstance(rawmode, str) else None
+    colour = image.mode == "RGB"
+    stored = _png_chunk(image, b"tRNS")
+    if bits is None or stored is None or len(stored) < (6 if colour else 2):  # (Pillow refuses a short one)
+        return
+    mask = (1 << bits) - 1
+    widened = 255 // mask if bits <= 8 else 1  # Pillow's factor from fewer than 8 bits to 0..255
+    stored_values = struct.unpack(">3H", stored[:6]) if colour else struct.unpack(">H", stored[:2])
+    values = [(value & mask) * widened for value in stored_values]
+    image.info["transparency"] = tuple(values) if colour else values[0]
+
+
+def _png_chunk(image: Image.Image, kind: bytes) -> bytes | None:
+    """The data of ``image``'s first ``kind`` chunk before its pixel data (IDAT), if it has one."""
+    stream = image.fp
+    assert stream is not None
+    position = stream.tell()
+    try:
+        stream.seek(8)
+        while len(header := stream.read(8)) == 8:
+            length, found = struct.unpack(">I4s", header)
+            if found == kind:
+                return stream.read(length)
+            if found == b"IDAT":
+                return None
+            stream.seek(length + 4, io.SEEK_CUR)
+        return None
+    finally:
+        stream.seek(position)
+
+
+@functools.lru_cache(maxsize=4)
+def _transparent_value_table(value: int) -> list[int]:
+    """A point table from 16-bit samples (as Pillow's "I") to alpha: 0 for ``value``, else 255."""
+    table = [255] * 65536
+    if 0 <= value < 65536:
+        table[value] = 0
+    return table
 
 
 def _transpose_for(image: Image.Image) -> Image.Transpose | None:

@@ -1,0 +1,148 @@
+"""Pixels as libpng and libtiff define them, for the kinds Pillow alone reads wrong.
+
+Every file is generated here. Each is converted the way the product converts
+(``open_image``, then ``write_pyramid`` to PNG tiles), its full-resolution
+level stitched back from the tiles and compared with libvips' decode of the
+same file (libvips reads PNG through libspng or libpng and TIFF through
+libtiff), both flattened onto one background by the same arithmetic. Each
+reference is first checked against the samples the test wrote, so libvips is
+shown to follow the formats' rules before it judges. Every case also pins the
+decode path it takes (streamed, or decoded whole), so both paths are covered.
+
+Tiles are small (16 pixels), so even these small images pass through several
+bands.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assemble_level, convert
+
+import deepzoom
+
+pyvips = pytest.importorskip("pyvips", reason="libvips is the reference decoder")
+
+WIDTH, HEIGHT = 61, 43  # odd, so no strip, tile or band boundary lines up by luck
+BACKGROUND = np.array([40.0, 160.0, 90.0])  # not grey, so a swapped or dropped channel shows
+TOLERANCE = 1.0  # of 255: each side rounds its samples once
+
+
+def converted(path: Path, out: Path) -> np.ndarray:
+    """The product's full-resolution level of ``path`` as RGBA floats (height, width, 4)."""
+    stats = convert(path, out, format="png", tile_size=16, overlap=1)
+    level = assemble_level(out, "image", stats.levels - 1)
+    return np.asarray(level.convert("RGBA"), dtype=float)
+
+
+def vips_decode(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """libvips' decode of ``path``: colour (height, width, bands) and alpha (height, width), on 0..255.
+
+    libvips hands associated alpha's colour back un-premultiplied. 16-bit samples are scaled by
+    255/65535, and signed 8-bit ones moved up by 128 (the TIFF defaults of SMinSampleValue, -128, and
+    SMaxSampleValue, 127, are black and white).
+    """
+    image = pyvips.Image.new_from_file(str(path))
+    data = np.asarray(image, dtype=float).reshape(image.height, image.width, image.bands)
+    scale = {"uchar": 1.0, "ushort": 255 / 65535, "char": 1.0}[image.format]
+    data = (data + (128.0 if image.format == "char" else 0.0)) * scale
+    if image.bands in (2, 4):
+        return data[..., :-1], data[..., -1]
+    return data, np.full(data.shape[:2], 255.0)
+
+
+def flattened(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Unassociated ``colour`` composited onto ``BACKGROUND`` by ``alpha``."""
+    weight = alpha[..., np.newaxis] / 255
+    return colour * weight + BACKGROUND * (1 - weight)
+
+
+def vips_reference(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """libvips' decode of ``path`` flattened onto ``BACKGROUND``, and its alpha."""
+    colour, alpha = vips_decode(path)
+    return flattened(colour, alpha), alpha
+
+
+def assert_same_pixels(path: Path, out: Path, decoding: str, reference: tuple[np.ndarray, np.ndarray]) -> None:
+    """The product's pixels are the reference's: alpha exactly, flattened colour within ``TOLERANCE``."""
+    opened = deepzoom.open_image(path)
+    assert opened.decoding.startswith(decoding), opened.decoding
+    actual = converted(path, out)
+    flat, alpha = reference
+    assert actual.shape[:2] == alpha.shape
+    assert np.array_equal(actual[..., 3], np.round(alpha)), "alpha differs"
+    difference = np.abs(flattened(actual[..., :3], actual[..., 3]) - flat)
+    assert difference.max() <= TOLERANCE, f"{np.count_nonzero(difference > TOLERANCE)} pixels differ"
+
+
+# --- PNG: a grey tRNS colour ------------------------------------------------------------------------------
+
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_rows(samples: np.ndarray, bits: int) -> bytes:
+    """Unfiltered scanlines of ``samples`` (height, width * channels), packed at ``bits`` per sample."""
+    lines = []
+    for row in samples:
+        if bits >= 8:
+            packed = row.astype(">u2" if bits == 16 else "u1").tobytes()
+        else:
+            packed = np.packbits(np.unpackbits(row.astype("u1")[:, np.newaxis], axis=1)[:, 8 - bits :]).tobytes()
+        lines.append(b"\0" + packed)
+    return b"".join(lines)
+
+
+def png_bytes(samples: np.ndarray, bits: int, colour_type: int, trns: tuple[int, ...], interlace: bool) -> bytes:
+    """A PNG of ``samples`` (height, width[, channels]) with a tRNS chunk, written chunk by chunk:
+    Pillow writes no 2- or 4-bit greyscale, nor a tRNS chunk that libpng must mask."""
+    height, width = samples.shape[:2]
+    if interlace:  # Adam7: seven passes, each a small image of its own
+        passes = [samples[top::down, left::across] for left, top, across, down in ADAM7]
+        data = b"".join(png_rows(part.reshape(part.shape[0], -1), bits) for part in passes if part.size)
+    else:
+        data = png_rows(samples.reshape(height, -1), bits)
+    header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, int(interlace))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"tRNS", struct.pack(f">{len(trns)}H", *trns))
+        + png_chunk(b"IDAT", zlib.compress(data))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize(("interlace", "decoding"), [(False, "streamed"), (True, "decoded whole")])
+@pytest.mark.parametrize("stray_bits", [False, True], ids=["plain", "stray-high-bits"])
+def test_png_grey_with_a_transparent_grey(tmp_path, bits, interlace, decoding, stray_bits):
+    """The tRNS grey is compared with the samples at their own depth; bits above the depth are masked off
+    (PNG spec, tRNS: "decoders must mask the other bits to 0")."""
+    if stray_bits and bits == 16:
+        pytest.skip("a 16-bit tRNS value has no bits above the depth")
+    samples = np.random.default_rng(bits).integers(0, 1 << bits, (HEIGHT, WIDTH))
+    transparent = ((1 << bits) - 1) // 3  # 0 at 1 bit: a stray bit then makes the value look non-zero
+    samples[::3, ::2] = transparent
+    stored = transparent | (1 << bits if stray_bits else 0)
+    path = tmp_path / "grey.png"
+    path.write_bytes(png_bytes(samples, bits, 0, (stored,), interlace))
+    reference = vips_reference(path)
+    assert np.array_equal(reference[1], np.where(samples == transparent, 0.0, 255.0)), "libvips masks as libpng"
+    assert_same_pixels(path, tmp_path / "out", decoding, reference)
+
+
+def test_png_16_bit_colour_with_a_transparent_colour_is_refused(tmp_path):
+    """Pillow keeps 8 of the 16 bits of each sample, so the tRNS colour cannot be matched exactly."""
+    samples = np.random.default_rng(7).integers(0, 1 << 16, (HEIGHT, WIDTH, 3))
+    path = tmp_path / "colour16.png"
+    path.write_bytes(png_bytes(samples, 16, 2, tuple(int(value) for value in samples[0, 0]), interlace=False))
+    with pytest.raises(deepzoom.InvalidImage, match="16-bit colour PNG with a transparent colour") as refused:
+        deepzoom.open_image(path)
+    assert "\n" not in str(refused.value)
