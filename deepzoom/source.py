@@ -30,6 +30,7 @@ from .streaming import MappingRefused, stream_refusal, stream_rows
 log = logging.getLogger(__name__)
 
 ORIENTATION_TAG = 0x0112
+_SAMPLE_FORMAT = 339  # TIFF: 1 unsigned, 2 signed integer, 3 floating point
 _TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -70,6 +71,7 @@ class SourceImage:
     has_alpha: bool
     streamed: bool = False
     decoding: str = "decoded whole"
+    sample_table: list[int] | None = None  # applied to 8-bit samples first: see _sample_table_for
 
     @property
     def size(self) -> tuple[int, int]:
@@ -126,6 +128,8 @@ class SourceImage:
                 return width - bottom, 0, width - top, height
 
     def _normalise(self, band: Image.Image, flatten_onto: tuple[int, int, int] | None) -> Image.Image:
+        if self.sample_table is not None:
+            band = band.point(self.sample_table)
         alpha = None
         if self.deep_scale is not None:
             if self.has_alpha:  # a 16-bit PNG's tRNS grey, matched at full depth: scaled, two samples may meet
@@ -186,6 +190,7 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
         has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
         streamed=refusal is None,
         decoding=decoding,
+        sample_table=_sample_table_for(image),
     )
 
 
@@ -361,6 +366,20 @@ def _deep_scale_for(image: Image.Image) -> tuple[float, float] | None:
     if high <= low:
         return 0.0, 0.0 if high <= 0 else 255.0
     return 255 / (high - low), 0.5 - low * 255 / (high - low)
+
+
+def _sample_table_for(image: Image.Image) -> list[int] | None:
+    """A point table for signed 8-bit TIFF samples (SampleFormat 2), which Pillow reads as unsigned.
+
+    It moves -128..127 to 0..255: the type's least value is black and its greatest white, as TIFF 6.0's
+    defaults for SMinSampleValue and SMaxSampleValue have it. Read unsigned, -1 would be white and 0 black.
+    """
+    if image.format != "TIFF" or image.mode != "L":
+        return None
+    sample_format = image.tag_v2.get(_SAMPLE_FORMAT, (1,))  # type: ignore[attr-defined]
+    if tuple(sample_format)[:1] != (2,):
+        return None
+    return [value ^ 0x80 for value in range(256)]  # two's complement plus 128: the top bit flipped
 
 
 def _icc_transform_for(image: Image.Image) -> ImageCms.ImageCmsTransform | None:

@@ -26,6 +26,7 @@ from helpers import assemble_level, convert
 import deepzoom
 
 pyvips = pytest.importorskip("pyvips", reason="libvips is the reference decoder")
+tifffile = pytest.importorskip("tifffile", reason="tifffile writes the TIFFs")
 
 WIDTH, HEIGHT = 61, 43  # odd, so no strip, tile or band boundary lines up by luck
 BACKGROUND = np.array([40.0, 160.0, 90.0])  # not grey, so a swapped or dropped channel shows
@@ -146,3 +147,27 @@ def test_png_16_bit_colour_with_a_transparent_colour_is_refused(tmp_path):
     with pytest.raises(deepzoom.InvalidImage, match="16-bit colour PNG with a transparent colour") as refused:
         deepzoom.open_image(path)
     assert "\n" not in str(refused.value)
+
+
+# --- TIFF: how the samples are cut ------------------------------------------------------------------------
+
+TIFF_LAYOUTS = {  # how the samples are cut: tifffile's options, and the decode path the product takes
+    "strips": ({"rowsperstrip": 8, "compression": "zlib"}, "streamed"),
+    "tiles": ({"tile": (16, 16), "compression": "zlib"}, "streamed"),
+    "one-strip": ({"compression": "zlib"}, "decoded whole"),
+    "uncompressed": ({"rowsperstrip": 8}, "streamed"),
+}
+
+
+# --- TIFF: signed samples ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("layout", "decoding"), [("strips", "streamed"), ("one-strip", "decoded whole")])
+def test_tiff_signed_8_bit_grey(tmp_path, layout, decoding):
+    samples = np.random.default_rng(8).integers(-128, 128, (HEIGHT, WIDTH)).astype(np.int8)
+    samples.flat[:256] = np.arange(-128, 128)
+    path = tmp_path / "signed.tif"
+    tifffile.imwrite(path, samples, photometric="minisblack", **TIFF_LAYOUTS[layout][0])
+    colour, _ = vips_decode(path)
+    assert np.array_equal(colour[..., 0], samples + 128.0), "libvips reads the samples as signed"
+    assert_same_pixels(path, tmp_path / "out", decoding, vips_reference(path))
