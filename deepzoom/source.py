@@ -25,7 +25,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from . import libtiff
 from .errors import DeepZoomError, InvalidImage
 from .limits import Limits, format_of, pillow_pixel_limit_lifted
-from .streaming import MappingRefused, stream_refusal, stream_rows
+from .streaming import MappingRefused, decode_whole, stream_refusal, stream_rows
 
 log = logging.getLogger(__name__)
 
@@ -175,18 +175,19 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
         _correct_png_transparency(image)
         refusal = _stream_refusal(image)
         limits.check(image, refusal)
+    pixels = image
     if refusal is None:
         decoding = "streamed"
     else:
         decoding = f"decoded whole: {refusal}"
         limits.check_scans(image)
         with _decoder_failures_as_bad_input(f"{image.format} data"):
-            image.load()
+            pixels = decode_whole(image)
     return SourceImage(
-        image=image,
+        image=pixels,
         transpose=_transpose_for(image),
         icc_transform=_icc_transform_for(image),
-        deep_scale=_deep_scale_for(image),
+        deep_scale=_deep_scale_for(pixels),
         has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
         streamed=refusal is None,
         decoding=decoding,

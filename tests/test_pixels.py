@@ -159,6 +159,48 @@ TIFF_LAYOUTS = {  # how the samples are cut: tifffile's options, and the decode 
 }
 
 
+# --- TIFF: grey with an alpha sample ----------------------------------------------------------------------
+
+
+def grey_and_alpha(rng: np.random.Generator, associated: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Grey and alpha planes of 8 bits, every alpha from 0 to 255 among them; associated grey is
+    premultiplied (never above its alpha), as ExtraSamples=1 promises."""
+    alpha = rng.integers(0, 256, (HEIGHT, WIDTH))
+    alpha.flat[:256] = np.arange(256)
+    grey = rng.integers(0, 256, (HEIGHT, WIDTH))
+    if associated:
+        grey = np.round(grey * alpha / 255)
+    return grey.astype(np.uint8), alpha.astype(np.uint8)
+
+
+def tifffile_reference(path: Path, associated: bool) -> tuple[np.ndarray, np.ndarray]:
+    """tifffile's decode of a grey and alpha TIFF in separate planes, flattened onto ``BACKGROUND``, and its
+    alpha. (libvips 8.18 reads the two planes of such a file into the wrong rows.)"""
+    grey, alpha = tifffile.imread(path).astype(float)
+    if associated:  # the grey is premultiplied: it is already its share of the composite
+        return grey[..., np.newaxis] + BACKGROUND * (1 - alpha[..., np.newaxis] / 255), alpha
+    return flattened(grey[..., np.newaxis], alpha), alpha
+
+
+@pytest.mark.parametrize("layout", sorted(TIFF_LAYOUTS))
+@pytest.mark.parametrize("planar", ["contig", "separate"])
+@pytest.mark.parametrize("extra", [1, 2], ids=["associated", "unassociated"])
+def test_tiff_grey_with_alpha(tmp_path, layout, planar, extra):
+    associated = extra == 1
+    grey, alpha = grey_and_alpha(np.random.default_rng(extra), associated)
+    options, decoding = TIFF_LAYOUTS[layout]
+    samples = np.stack([grey, alpha]) if planar == "separate" else np.stack([grey, alpha], axis=-1)
+    path = tmp_path / "grey-alpha.tif"
+    tifffile.imwrite(path, samples, photometric="minisblack", planarconfig=planar, extrasamples=[extra], **options)
+    reference = tifffile_reference(path, associated) if planar == "separate" else vips_reference(path)
+    flat, reference_alpha = reference
+    assert np.array_equal(reference_alpha, alpha)
+    weight = alpha[..., np.newaxis] / 255
+    truth = grey[..., np.newaxis] + BACKGROUND * (1 - weight) if associated else flattened(grey[..., np.newaxis], alpha)
+    assert np.abs(flat - truth).max() <= TOLERANCE, "associated alpha: the grey is premultiplied"
+    assert_same_pixels(path, tmp_path / "out", decoding, reference)
+
+
 # --- TIFF: signed samples ---------------------------------------------------------------------------------
 
 
