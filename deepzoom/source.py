@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from . import libtiff
+from . import libtiff, tiff
 from .errors import DeepZoomError, InvalidImage
 from .limits import Limits, format_of, pillow_pixel_limit_lifted
 from .streaming import MappingRefused, decode_whole, stream_refusal, stream_rows
@@ -266,8 +266,9 @@ def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:
     with open(file, "rb") if isinstance(file, str) else contextlib.nullcontext(file) as stream:
         stream.seek(0)
         found = format_of(stream.read(64))
+        reason = tiff.unreadable_reason(stream) if found == "TIFF" and found in formats else None
     if found is None or found in formats:
-        raise InvalidImage("not an image in a format Pillow can read") from None
+        raise InvalidImage(reason or "not an image in a format Pillow can read") from None
     raise _not_accepted(found, formats)
 
 

@@ -161,8 +161,9 @@ def separate_grey_and_alpha(image: Image.Image) -> bool:
     byte nothing reads and every pixel comes out transparent. Such a TIFF is decoded a plane at a time
     instead (:func:`_tiff_bands`).
     """
-    planar = image.format == "TIFF" and image.tag_v2.get(tiff.PLANAR_CONFIGURATION, 1) == 2  # type: ignore[attr-defined]
-    return planar and image.mode in ("LA", "La")  # (Pillow opens no other two-sample grey)
+    if image.format != "TIFF" or image.mode not in ("LA", "La"):  # (Pillow opens no other two-sample grey)
+        return False
+    return image.tag_v2.get(tiff.PLANAR_CONFIGURATION, 1) == 2  # type: ignore[attr-defined]
 
 
 def stream_rows(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image]:

@@ -201,6 +201,32 @@ def test_tiff_grey_with_alpha(tmp_path, layout, planar, extra):
     assert_same_pixels(path, tmp_path / "out", decoding, reference)
 
 
+def grey_and_alpha_16(planar: str) -> np.ndarray:
+    grey, alpha = (plane.astype(np.uint16) * 257 for plane in grey_and_alpha(np.random.default_rng(3), False))
+    return np.stack([grey, alpha]) if planar == "separate" else np.stack([grey, alpha], axis=-1)
+
+
+UNREADABLE_TIFFS = {  # name: (tifffile's arguments, what the reason must name)
+    "16-bit-grey-alpha": (lambda: grey_and_alpha_16("contig"), {"extrasamples": [2]}, "16-bit grey with unassociated alpha"),
+    "16-bit-grey-alpha-planes": (lambda: grey_and_alpha_16("separate"), {"extrasamples": [1], "planarconfig": "separate"}, "16-bit grey with associated alpha"),
+    "white-is-zero-alpha": (lambda: np.zeros((HEIGHT, WIDTH, 2), np.uint8), {"photometric": "miniswhite", "extrasamples": [2]}, "8-bit grey (white is zero) with unassociated alpha"),
+    "signed-rgb": (lambda: np.zeros((HEIGHT, WIDTH, 3), np.int8), {"photometric": "rgb"}, "8-bit signed RGB"),
+    "lerc": (lambda: np.zeros((HEIGHT, WIDTH), np.uint8), {"compression": "lerc"}, "compression 34887"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE_TIFFS))
+def test_tiffs_pillow_cannot_read_are_refused_naming_what(tmp_path, name):
+    """No 16-bit grey-and-alpha mode in Pillow, among others: one line says which trait is unsupported."""
+    samples, options, words = UNREADABLE_TIFFS[name]
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, samples(), **{"photometric": "minisblack", "rowsperstrip": 8, **options})
+    with pytest.raises(deepzoom.InvalidImage) as refused:
+        deepzoom.open_image(path)
+    reason = str(refused.value)
+    assert words in reason and "not supported" in reason and "\n" not in reason, reason
+
+
 # --- TIFF: signed samples ---------------------------------------------------------------------------------
 
 
