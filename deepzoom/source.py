@@ -356,12 +356,21 @@ def _transpose_for(image: Image.Image) -> Image.Transpose | None:
 def _deep_scale_for(image: Image.Image) -> tuple[float, float] | None:
     """Linear map of 16-bit, 32-bit integer or float samples onto 0..255.
 
-    16-bit data uses its full range (0..65535); 32-bit and float data, whose
-    range is not fixed, are stretched from their own minimum to maximum.
+    16-bit data uses its full range (0..65535), and a TIFF's 9- to 15-bit
+    data, which Pillow reads unscaled into 16 bits, the range of its bits
+    (0..4095 for 12); a TIFF whose 0 is white (PhotometricInterpretation 0,
+    which Pillow undoes itself only up to 8 bits) is turned over, as libtiff
+    readers do. 32-bit and float data, whose range is not fixed, are
+    stretched from their own minimum to maximum.
     The offsets carry +0.5 because Pillow truncates when it converts F to L.
     """
     if image.mode.startswith("I;16"):
-        return 255 / 65535, 0.5
+        tags = getattr(image, "tag_v2", {}) if image.format == "TIFF" else {}
+        bits = tuple(tags.get(tiff.BITS_PER_SAMPLE, (16,)))[0]
+        top = (1 << bits) - 1 if 9 <= bits <= 16 else 65535
+        if tags.get(tiff.PHOTOMETRIC) == 0:
+            return -255 / top, 255.5
+        return 255 / top, 0.5
     if image.mode not in _DEEP_MODES:
         return None
     low, high = image.getextrema()

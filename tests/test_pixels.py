@@ -239,3 +239,28 @@ def test_tiff_signed_8_bit_grey(tmp_path, layout, decoding):
     colour, _ = vips_decode(path)
     assert np.array_equal(colour[..., 0], samples + 128.0), "libvips reads the samples as signed"
     assert_same_pixels(path, tmp_path / "out", decoding, vips_reference(path))
+
+
+# --- TIFF: deep grey whose 0 is white, or of fewer than 16 bits --------------------------------------------
+
+
+@pytest.mark.parametrize(("layout", "decoding"), [("strips", "streamed"), ("one-strip", "decoded whole")])
+def test_tiff_16_bit_grey_whose_zero_is_white(tmp_path, layout, decoding):
+    samples = np.random.default_rng(16).integers(0, 1 << 16, (HEIGHT, WIDTH)).astype(np.uint16)
+    path = tmp_path / "white-is-zero.tif"
+    tifffile.imwrite(path, samples, photometric="miniswhite", **TIFF_LAYOUTS[layout][0])
+    colour, _ = vips_decode(path)
+    assert np.allclose(colour[..., 0], (65535.0 - samples) * 255 / 65535), "libvips turns it over"
+    assert_same_pixels(path, tmp_path / "out", decoding, vips_reference(path))
+
+
+@pytest.mark.parametrize(("rows_per_strip", "decoding"), [(8, "streamed"), (None, "decoded whole")])
+def test_tiff_12_bit_grey_uses_the_range_of_its_bits(tmp_path, rows_per_strip, decoding):
+    """libvips reads no 12-bit TIFF; tifffile does, as libtiff defines the samples."""
+    samples = np.random.default_rng(12).integers(0, 1 << 12, (HEIGHT, WIDTH)).astype(np.uint16)
+    path = tmp_path / "twelve.tif"
+    tifffile.imwrite(path, samples, photometric="minisblack", bitspersample=12, rowsperstrip=rows_per_strip)
+    decoded = tifffile.imread(path).astype(float)
+    assert np.array_equal(decoded, samples)
+    reference = flattened(decoded[..., np.newaxis] * 255 / 4095, np.full(samples.shape, 255.0))
+    assert_same_pixels(path, tmp_path / "out", decoding, (reference, np.full(samples.shape, 255.0)))
