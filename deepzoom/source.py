@@ -2,9 +2,12 @@
 
 The file is decoded once, in its own mode: band by band where it can stream
 (see :mod:`deepzoom.streaming`), else whole. Everything else (EXIF
-orientation, ICC to sRGB, deep or palette or CMYK pixels to RGB(A), alpha
-flattening) is applied to one horizontal band at a time, so no image ever
-needs a second full-size copy.
+orientation, ICC to sRGB, signed, deep or palette or CMYK pixels to RGB(A),
+a transparent colour to alpha, alpha flattening) is applied to one
+horizontal band at a time, so no image ever needs a second full-size copy.
+Where Pillow's reading of the samples differs from libpng's or libtiff's,
+it is corrected here (or in the decode, for what a band cannot mend), or
+the file refused naming what cannot be shown.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from .streaming import MappingRefused, decode_whole, stream_refusal, stream_rows
 log = logging.getLogger(__name__)
 
 ORIENTATION_TAG = 0x0112
-_SAMPLE_FORMAT = 339  # TIFF: 1 unsigned, 2 signed integer, 3 floating point
 _TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -132,8 +134,9 @@ class SourceImage:
             band = band.point(self.sample_table)
         alpha = None
         if self.deep_scale is not None:
-            if self.has_alpha:  # a 16-bit PNG's tRNS grey, matched at full depth: scaled, two samples may meet
-                alpha = band.convert("I").point(_transparent_value_table(band.info["transparency"]), "L")
+            transparent = band.info.get("transparency")
+            if transparent is not None:  # a 16-bit PNG's tRNS grey, matched at full depth: scaled, two may meet
+                alpha = band.convert("I").point(_transparent_value_table(transparent), "L")
             scale, offset = self.deep_scale
             band = band.convert("F").point(lambda value: value * scale + offset).convert("L")
             band.info.pop("transparency", None)
@@ -387,7 +390,7 @@ def _sample_table_for(image: Image.Image) -> list[int] | None:
     """
     if image.format != "TIFF" or image.mode != "L":
         return None
-    sample_format = image.tag_v2.get(_SAMPLE_FORMAT, (1,))  # type: ignore[attr-defined]
+    sample_format = image.tag_v2.get(tiff.SAMPLE_FORMAT, (1,))  # type: ignore[attr-defined]
     if tuple(sample_format)[:1] != (2,):
         return None
     return [value ^ 0x80 for value in range(256)]  # two's complement plus 128: the top bit flipped
