@@ -2,9 +2,12 @@
 
 The file is decoded once, in its own mode: band by band where it can stream
 (see :mod:`deepzoom.streaming`), else whole. Everything else (EXIF
-orientation, ICC to sRGB, deep or palette or CMYK pixels to RGB(A), alpha
-flattening) is applied to one horizontal band at a time, so no image ever
-needs a second full-size copy.
+orientation, ICC to sRGB, signed, deep or palette or CMYK pixels to RGB(A),
+a transparent colour to alpha, alpha flattening) is applied to one
+horizontal band at a time, so no image ever needs a second full-size copy.
+Where Pillow's reading of the samples differs from libpng's or libtiff's,
+it is corrected here (or in the decode, for what a band cannot mend), or
+the file refused naming what cannot be shown.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import io
 import logging
 import os
+import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +25,10 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from . import libtiff
+from . import libtiff, tiff
 from .errors import DeepZoomError, InvalidImage
 from .limits import Limits, format_of, pillow_pixel_limit_lifted
-from .streaming import MappingRefused, stream_refusal, stream_rows
+from .streaming import MappingRefused, decode_whole, stream_refusal, stream_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ _GREY_MODES = {"1", "L", "LA", "La"}
 _ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA", "P", "PA"}
 _ICC_INPUT_MODE = {"RGBA": "RGB", "LA": "L", "P": "RGB", "PA": "RGB"}  # alpha goes round the transform
 _SRGB = ImageCms.createProfile("sRGB")
+_PNG_SAMPLE_BITS = {"1": 1, "L;2": 2, "L;4": 4, "L": 8, "I;16B": 16, "RGB": 8}  # Pillow's raw mode: bits a sample
 
 
 @dataclass
@@ -68,6 +73,7 @@ class SourceImage:
     has_alpha: bool
     streamed: bool = False
     decoding: str = "decoded whole"
+    sample_table: list[int] | None = None  # applied to 8-bit samples first: see _sample_table_for
 
     @property
     def size(self) -> tuple[int, int]:
@@ -124,11 +130,17 @@ class SourceImage:
                 return width - bottom, 0, width - top, height
 
     def _normalise(self, band: Image.Image, flatten_onto: tuple[int, int, int] | None) -> Image.Image:
+        if self.sample_table is not None:
+            band = band.point(self.sample_table)
+        alpha = None
         if self.deep_scale is not None:
+            transparent = band.info.get("transparency")
+            if transparent is not None:  # a 16-bit PNG's tRNS grey, matched at full depth: scaled, two may meet
+                alpha = band.convert("I").point(_transparent_value_table(transparent), "L")
             scale, offset = self.deep_scale
             band = band.convert("F").point(lambda value: value * scale + offset).convert("L")
-        alpha = None
-        if self.has_alpha:
+            band.info.pop("transparency", None)
+        elif self.has_alpha:
             # grey stays grey here, so the colour part is in the mode the ICC transform expects
             band = band.convert("LA" if band.mode in _GREY_MODES else "RGBA")
             alpha = band.getchannel("A")
@@ -163,23 +175,26 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
         raise InvalidImage("empty file (0 bytes)")
     with _decoder_failures_as_bad_input("image header"):  # a hostile header can break the checks too
         image = _opened(name, limits.formats)
+        _correct_png_transparency(image)
         refusal = _stream_refusal(image)
         limits.check(image, refusal)
+    pixels = image
     if refusal is None:
         decoding = "streamed"
     else:
         decoding = f"decoded whole: {refusal}"
         limits.check_scans(image)
         with _decoder_failures_as_bad_input(f"{image.format} data"):
-            image.load()
+            pixels = decode_whole(image)
     return SourceImage(
-        image=image,
+        image=pixels,
         transpose=_transpose_for(image),
         icc_transform=_icc_transform_for(image),
-        deep_scale=_deep_scale_for(image),
+        deep_scale=_deep_scale_for(pixels),
         has_alpha=image.mode in _ALPHA_MODES or "transparency" in image.info,
         streamed=refusal is None,
         decoding=decoding,
+        sample_table=_sample_table_for(image),
     )
 
 
@@ -254,8 +269,9 @@ def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:
     with open(file, "rb") if isinstance(file, str) else contextlib.nullcontext(file) as stream:
         stream.seek(0)
         found = format_of(stream.read(64))
+        reason = tiff.unreadable_reason(stream) if found == "TIFF" and found in formats else None
     if found is None or found in formats:
-        raise InvalidImage("not an image in a format Pillow can read") from None
+        raise InvalidImage(reason or "not an image in a format Pillow can read") from None
     raise _not_accepted(found, formats)
 
 
@@ -275,6 +291,61 @@ def _registered_heif(formats: frozenset[str]) -> bool:
     return True
 
 
+def _correct_png_transparency(image: Image.Image) -> None:
+    """Make a PNG's transparent colour (tRNS) what libpng matches: the stored value, its bits above the
+    sample depth masked off (the PNG spec says decoders must), at the scale of Pillow's samples.
+
+    Pillow widens 1-, 2- and 4-bit grey samples to 0..255 but keeps the tRNS grey as stored (a 1-bit
+    one it turns into 255 if any bit is set), so a 2-bit image's transparent 1 never meets its pixels'
+    85. A 16-bit colour image is refused: Pillow keeps only the high byte of each sample, so its tRNS
+    colour cannot be told from its neighbours (a 16-bit grey one keeps all 16 bits, and is matched
+    before they are scaled, in :meth:`SourceImage._normalise`).
+    """
+    if image.format != "PNG" or "transparency" not in image.info or image.mode not in ("1", "L", "I;16", "RGB"):
+        return
+    rawmode = image.tile[0].args if image.tile else None
+    if rawmode == "RGB;16B":
+        raise InvalidImage("16-bit colour PNG with a transparent colour (tRNS): Pillow reads 8 of its 16 bits")
+    bits = _PNG_SAMPLE_BITS.get(rawmode) if isinstance(rawmode, str) else None
+    colour = image.mode == "RGB"
+    stored = _png_chunk(image, b"tRNS")
+    if bits is None or stored is None or len(stored) < (6 if colour else 2):  # (Pillow refuses a short one)
+        return
+    mask = (1 << bits) - 1
+    widened = 255 // mask if bits <= 8 else 1  # Pillow's factor from fewer than 8 bits to 0..255
+    stored_values = struct.unpack(">3H", stored[:6]) if colour else struct.unpack(">H", stored[:2])
+    values = [(value & mask) * widened for value in stored_values]
+    image.info["transparency"] = tuple(values) if colour else values[0]
+
+
+def _png_chunk(image: Image.Image, kind: bytes) -> bytes | None:
+    """The data of ``image``'s first ``kind`` chunk before its pixel data (IDAT), if it has one."""
+    stream = image.fp
+    assert stream is not None
+    position = stream.tell()
+    try:
+        stream.seek(8)
+        while len(header := stream.read(8)) == 8:
+            length, found = struct.unpack(">I4s", header)
+            if found == kind:
+                return stream.read(length)
+            if found == b"IDAT":
+                return None
+            stream.seek(length + 4, io.SEEK_CUR)
+        return None
+    finally:
+        stream.seek(position)
+
+
+@functools.lru_cache(maxsize=4)
+def _transparent_value_table(value: int) -> list[int]:
+    """A point table from 16-bit samples (as Pillow's "I") to alpha: 0 for ``value``, else 255."""
+    table = [255] * 65536
+    if 0 <= value < 65536:
+        table[value] = 0
+    return table
+
+
 def _transpose_for(image: Image.Image) -> Image.Transpose | None:
     if image.format == "PNG" and "exif" not in image.info:
         return None  # else getexif() decodes the whole image to look behind it (streaming checked there is none)
@@ -288,18 +359,41 @@ def _transpose_for(image: Image.Image) -> Image.Transpose | None:
 def _deep_scale_for(image: Image.Image) -> tuple[float, float] | None:
     """Linear map of 16-bit, 32-bit integer or float samples onto 0..255.
 
-    16-bit data uses its full range (0..65535); 32-bit and float data, whose
-    range is not fixed, are stretched from their own minimum to maximum.
+    16-bit data uses its full range (0..65535), and a TIFF's 9- to 15-bit
+    data, which Pillow reads unscaled into 16 bits, the range of its bits
+    (0..4095 for 12); a TIFF whose 0 is white (PhotometricInterpretation 0,
+    which Pillow undoes itself only up to 8 bits) is turned over, as libtiff
+    readers do. 32-bit and float data, whose range is not fixed, are
+    stretched from their own minimum to maximum.
     The offsets carry +0.5 because Pillow truncates when it converts F to L.
     """
     if image.mode.startswith("I;16"):
-        return 255 / 65535, 0.5
+        tags = getattr(image, "tag_v2", {}) if image.format == "TIFF" else {}
+        bits = tuple(tags.get(tiff.BITS_PER_SAMPLE, (16,)))[0]
+        top = (1 << bits) - 1 if 9 <= bits <= 16 else 65535
+        if tags.get(tiff.PHOTOMETRIC) == 0:
+            return -255 / top, 255.5
+        return 255 / top, 0.5
     if image.mode not in _DEEP_MODES:
         return None
     low, high = image.getextrema()
     if high <= low:
         return 0.0, 0.0 if high <= 0 else 255.0
     return 255 / (high - low), 0.5 - low * 255 / (high - low)
+
+
+def _sample_table_for(image: Image.Image) -> list[int] | None:
+    """A point table for signed 8-bit TIFF samples (SampleFormat 2), which Pillow reads as unsigned.
+
+    It moves -128..127 to 0..255: the type's least value is black and its greatest white, as TIFF 6.0's
+    defaults for SMinSampleValue and SMaxSampleValue have it. Read unsigned, -1 would be white and 0 black.
+    """
+    if image.format != "TIFF" or image.mode != "L":
+        return None
+    sample_format = image.tag_v2.get(tiff.SAMPLE_FORMAT, (1,))  # type: ignore[attr-defined]
+    if tuple(sample_format)[:1] != (2,):
+        return None
+    return [value ^ 0x80 for value in range(256)]  # two's complement plus 128: the top bit flipped
 
 
 def _icc_transform_for(image: Image.Image) -> ImageCms.ImageCmsTransform | None:

@@ -12,7 +12,9 @@ decode bit for bit:
   copied out and its pages handed back (``MADV_DONTNEED``).
 * **Striped and tiled TIFF**: libtiff decodes a whole image in one call, so
   each band's strips (or one row of tiles) are wrapped as a small TIFF of
-  their own, which Pillow then decodes in full.
+  their own, which Pillow then decodes in full. Grey and alpha stored in
+  separate planes, which Pillow's own decode gets wrong, make two such
+  TIFFs a band, one a plane (and are decoded whole that way too).
 
 Why not pyvips (libvips decodes sequentially too)? Measured on the 161 MP
 mosaic, driving Pillow peaks at 97 MB against libvips' 145 MB, it needs no
@@ -136,16 +138,32 @@ def _row_map_refusal() -> str | None:
 
 def _tiff_refusal(image: ImageFile.ImageFile) -> str | None:
     tags = image.tag_v2
-    if tags.get(tiff.PLANAR_CONFIGURATION, 1) != 1:
+    planes = 2 if separate_grey_and_alpha(image) else 1
+    if planes == 1 and tags.get(tiff.PLANAR_CONFIGURATION, 1) != 1:
         return "TIFF with separate colour planes"
     if image.info.get("compression") == "raw" and len(image.tile) == 1:
         return "uncompressed single-strip TIFF (read from the file as it is)"
     if tiff.TILE_OFFSETS in tags:
         return None
     offsets = tags.get(tiff.STRIP_OFFSETS)
-    if offsets is None or len(tuple(offsets)) < 2:
+    if offsets is None or len(tuple(offsets)) < 2 * planes:
+        if planes > 1:
+            return "single-strip TIFF of separate planes (one strip holds every row)"
         return "single-strip compressed TIFF (one strip holds every row)"
     return None
+
+
+def separate_grey_and_alpha(image: Image.Image) -> bool:
+    """Is ``image`` (opened) a TIFF of grey and alpha in separate planes?
+
+    Pillow's decoder puts separate planes' samples in the bytes of its pixel in plane order, right for
+    RGB(A) and CMYK; but "LA" keeps its alpha in the last of four bytes, so the alpha plane lands in a
+    byte nothing reads and every pixel comes out transparent. Such a TIFF is decoded a plane at a time
+    instead (:func:`_tiff_bands`).
+    """
+    if image.format != "TIFF" or image.mode not in ("LA", "La"):  # (Pillow opens no other two-sample grey)
+        return False
+    return image.tag_v2.get(tiff.PLANAR_CONFIGURATION, 1) == 2  # type: ignore[attr-defined]
 
 
 def stream_rows(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image]:
@@ -342,35 +360,85 @@ def _decoder_error(code: int) -> str:
 
 
 def _tiff_bands(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image]:
-    """Bands of whole strips (or of one row of tiles), each decoded from a small TIFF of its own."""
+    """Bands of whole strips (or of one row of tiles), each decoded from a small TIFF of its own.
+
+    Grey and alpha in separate planes (see :func:`separate_grey_and_alpha`) are decoded as two grey
+    TIFFs, one a plane, and merged.
+    """
     layout = TiffLayout.of(image)
     full_height = image.height
     units = -(-full_height // layout.unit_rows)
-    if len(layout.offsets) < units * layout.across or len(layout.counts) < len(layout.offsets):
-        raise InvalidImage(f"TIFF lists {len(layout.offsets)} strips or tiles; its size needs {units * layout.across}")
+    per_plane = units * layout.across
+    planes = 2 if separate_grey_and_alpha(image) else 1
+    if len(layout.offsets) < per_plane * planes or len(layout.counts) < len(layout.offsets):
+        raise InvalidImage(f"TIFF lists {len(layout.offsets)} strips or tiles; its size needs {per_plane * planes}")
     group = 1 if layout.tiled else max(1, height // layout.unit_rows)  # a tile row is cut in one piece
     stream = image.fp
     assert stream is not None
-    for first in range(0, units, group):
-        last = min(first + group, units)
-        top, bottom = first * layout.unit_rows, min(last * layout.unit_rows, full_height)
+
+    def read(pieces: range) -> list[bytes]:
         data = []
-        for piece in range(first * layout.across, last * layout.across):
+        for piece in pieces:
             stream.seek(layout.offsets[piece])
             data.append(stream.read(layout.counts[piece]))
             if len(data[-1]) != layout.counts[piece]:
                 raise InvalidImage("cannot decode TIFF data: image file is truncated")
-        yield _decode_tiff_band(image, bottom - top, data, layout.tiled)
+        return data
+
+    for first in range(0, units, group):
+        last = min(first + group, units)
+        rows = min(last * layout.unit_rows, full_height) - first * layout.unit_rows
+        pieces = range(first * layout.across, last * layout.across)
+        if planes == 1:
+            yield _decode_tiff_band(image, rows, read(pieces), layout.tiled)
+            continue
+        grey, alpha = (
+            _decode_tiff_band(image, rows, read(range(start, start + len(pieces))), layout.tiled, one_plane=True)
+            for start in (pieces.start, pieces.start + per_plane)
+        )
+        yield image._new(Image.merge(image.mode, (grey, alpha)).im)
 
 
-def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], tiled: bool) -> Image.Image:
-    """Wrap ``data`` (a band's strips or tiles, in order) in a TIFF of ``rows`` rows and decode it."""
+def decode_whole(image: ImageFile.ImageFile, band_rows: int = 256) -> Image.Image:
+    """``image`` (opened) decoded whole: by Pillow, unless Pillow gets its pixels wrong.
+
+    A TIFF of grey and alpha in separate planes (see :func:`separate_grey_and_alpha`) is put together
+    from its bands of ``band_rows`` rows, each decoded a plane at a time; its peak is the whole image
+    and one band, as Pillow's own decode would be.
+    """
+    if not separate_grey_and_alpha(image):
+        image.load()
+        return image
+    whole = Image.new(image.mode, image.size)
+    top = 0
+    for band in _tiff_bands(image, band_rows):
+        whole.paste(band, (0, top))
+        top += band.height
+    return image._new(whole.im)
+
+
+def _decode_tiff_band(
+    image: ImageFile.ImageFile, rows: int, data: list[bytes], tiled: bool, one_plane: bool = False
+) -> Image.Image:
+    """Wrap ``data`` (a band's strips or tiles, in order) in a TIFF of ``rows`` rows and decode it.
+
+    With ``one_plane``, ``data`` is one plane of a TIFF of separate 8-bit planes, and is decoded as a
+    grey ("L") TIFF of one sample a pixel.
+    """
     directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=image.tag_v2.prefix)
     for tag, value in image.tag_v2.items():
         if tag in _TIFF_KEPT_TAGS:  # (not the whole file's offsets: a band sets its own)
             directory[tag] = value
             kind = image.tag_v2.tagtype[tag]
             directory.tagtype[tag] = TiffTags.LONG if kind in _BIGTIFF_TYPES else kind
+    mode = image.mode
+    if one_plane:  # an alpha plane too: black is 0, as Pillow reads a grey sample
+        directory.pop(tiff.EXTRA_SAMPLES, None)
+        directory[tiff.SAMPLES_PER_PIXEL], directory[tiff.PLANAR_CONFIGURATION] = 1, 1
+        directory[tiff.BITS_PER_SAMPLE], directory[tiff.PHOTOMETRIC] = (8,), 1
+        if tiff.SAMPLE_FORMAT in directory:
+            directory[tiff.SAMPLE_FORMAT] = (1,)
+        mode = "L"
     directory[tiff.IMAGE_LENGTH] = rows
     sizes = tuple(len(piece) for piece in data)
     relative = (0, *itertools.accumulate(sizes[:-1]))  # where each piece starts in the data
@@ -387,6 +455,6 @@ def _decode_tiff_band(image: ImageFile.ImageFile, rows: int, data: list[bytes], 
     band_file = io.BytesIO(header + directory.tobytes(8) + b"".join(data))
     with pillow_pixel_limit_lifted(), Image.open(band_file, formats=["TIFF"]) as band:  # its errors: source.py's
         band.load()
-        if band.mode != image.mode or band.size != (image.width, rows):
-            raise InvalidImage(f"a TIFF band decoded as {band.mode} {band.size}, not {image.mode}")
-        return image._new(band.im)
+        if band.mode != mode or band.size != (image.width, rows):
+            raise InvalidImage(f"a TIFF band decoded as {band.mode} {band.size}, not {mode}")
+        return (band if one_plane else image)._new(band.im)
