@@ -29,6 +29,7 @@ TIFF, other formats) says why in :func:`stream_refusal`, and is decoded whole.
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import io
 import itertools
@@ -176,9 +177,9 @@ class _RowMap:
             self.memory = mmap.mmap(
                 -1, self.stride * self.height, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
             )
-            self.memory.madvise(mmap.MADV_NOHUGEPAGE)  # a huge page would make rows look written that are not
         except OSError as error:
             raise MappingRefused(f"cannot map {self.stride * self.height:,} bytes to decode into: {error}") from None
+        _no_huge_pages(self.memory)
         self.core = Image.core.map_buffer(self.memory, image.size, "raw", 0, (image.mode, self.stride, 1))
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.memory))
         self._progress = threading.Condition()  # guards what the decoding thread and the taker share:
@@ -305,6 +306,16 @@ class _RowMap:
         band = self.image._new(self.core.crop((0, top, self.width, bottom)))
         self.memory.madvise(mmap.MADV_DONTNEED, top * self.stride, (bottom - top) * self.stride)
         return band
+
+
+def _no_huge_pages(memory: mmap.mmap) -> None:
+    """A huge page would make rows look written that are not. A kernel built without transparent huge pages
+    answers the advice with EINVAL: it has none to give, so there is nothing to advise against."""
+    try:
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise MappingRefused(f"cannot keep huge pages out of the decode's mapping: {error}") from None
 
 
 class _IdatReader:

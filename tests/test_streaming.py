@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
+import mmap
+import os
 import struct
 import threading
 import weakref
@@ -358,3 +361,23 @@ def test_a_tiff_claiming_strips_of_no_rows_is_bad_input(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(deepzoom.InvalidImage):
         deepzoom.write_pyramid(deepzoom.open_image(path), deepzoom.DirectorySink(tmp_path / "out"), "zero")
+
+
+@pytest.mark.parametrize(("code", "passes"), [(errno.EINVAL, True), (errno.ENOMEM, False)])
+def test_a_kernel_without_huge_pages_still_streams(tmp_path, monkeypatch, code, passes):
+    """MADV_NOHUGEPAGE answers EINVAL where the kernel has no transparent huge pages: nothing to advise against."""
+
+    class Mapping(mmap.mmap):
+        def madvise(self, option, *args):
+            if option == mmap.MADV_NOHUGEPAGE:
+                raise OSError(code, os.strerror(code))
+            return super().madvise(option, *args)
+
+    path = saved(tmp_path, sample_image(300, 400), "photo.jpg")
+    monkeypatch.setattr(mmap, "mmap", Mapping)
+    if passes:
+        bands = streaming.stream_rows(Image.open(path), 100)
+        assert b"".join(band.tobytes() for band in bands) == full_decode(path).tobytes()
+    else:  # another answer is the machine's (a transient failure), as a refused mapping is
+        with pytest.raises(streaming.MappingRefused, match="huge pages"):
+            next(streaming.stream_rows(Image.open(path), 100))
