@@ -50,6 +50,10 @@ _GREY_MODES = {"1", "L", "LA", "La"}
 _ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA", "P", "PA"}
 _ICC_INPUT_MODE = {"RGBA": "RGB", "LA": "L", "P": "RGB", "PA": "RGB"}  # alpha goes round the transform
 _SRGB = ImageCms.createProfile("sRGB")
+# What code raises when it is wrong, never because of a file's bytes: our code, or a Pillow internal it relies on
+# that an upgrade changed (Image._getdecoder, Image.core.map_buffer, tile tuples). Such an exception is a bug,
+# raised as it is (the conversion is retried, and logged at error level with its traceback), never bad input.
+_BUGS = (AttributeError, TypeError, ImportError, NameError, AssertionError)
 
 
 @dataclass
@@ -155,8 +159,10 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
     Only the decoders of ``limits.formats`` are tried, and ``limits`` is checked
     from the header, before any pixel is decoded. An image that can stream is
     decoded as its bands are taken (its decode errors then surface from
-    :meth:`SourceImage.bands`); any other is decoded here. Every way a decoder
-    fails is :class:`InvalidImage`; its warnings are logged at debug level.
+    :meth:`SourceImage.bands`); any other is decoded here. Every complaint a
+    decoder makes about the file is :class:`InvalidImage`; its warnings are
+    logged at debug level. A bug's error (AttributeError, TypeError...) is
+    raised as it is.
     """
     name = os.fspath(path)
     if os.path.getsize(name) == 0:
@@ -206,9 +212,10 @@ def check_header(head: bytes, limits: Limits = Limits()) -> bool:
 
 @contextmanager
 def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
-    """Whatever a decoder raises (OSError, SyntaxError, MemoryError, NotImplementedError, Pillow's bomb
-    error...) is the file's fault: one line, never a retry. Its warnings go to the debug log, and the
-    latest libtiff error message (libtiff would print it) into that line."""
+    """A decoder's complaint about the file (OSError, SyntaxError, ValueError, EOFError, MemoryError,
+    NotImplementedError, Pillow's bomb error, a truncated stream...) is the file's fault: one line, never a
+    retry. A bug's error (see :func:`_is_complaint_about_the_file`) is raised as it is. A decoder's warnings
+    go to the debug log, and the latest libtiff error message (libtiff would print it) into the one line."""
     libtiff.install()
     since = libtiff.mark()
     with warnings.catch_warnings(record=True) as caught:
@@ -217,13 +224,27 @@ def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
             yield
         except (DeepZoomError, MappingRefused):
             raise
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - a bug's error is raised again
+            if not _is_complaint_about_the_file(error):
+                error.add_note(f"(raised while decoding {what}: an error of a bug, so not reported as bad input)")
+                raise
             native = libtiff.latest_since(since)
             detail = f" ({native})" if native else ""
             raise InvalidImage(f"cannot decode {what}: {_one_line(error)}{detail}") from None
         finally:
             for warning in caught:
                 log.debug("decoder warning: %s", warning.message)
+
+
+def _is_complaint_about_the_file(error: Exception) -> bool:
+    """Is ``error`` what a decoder (or our reading of a header) says of bytes it cannot take, not a bug?
+
+    A bug is one of :data:`_BUGS`, wherever it was raised. A Pillow plugin that trips over a file raises
+    SyntaxError, ValueError, KeyError, struct.error or OSError (the fuzzing tests in ``test_hostile.py`` hold
+    it to that), and where a file's values reach code that would raise a bug's error (a TIFF's offsets of
+    the wrong type, say), they are checked first, as :class:`InvalidImage`.
+    """
+    return not isinstance(error, _BUGS)
 
 
 def _one_line(error: Exception) -> str:

@@ -104,3 +104,66 @@ def test_pillow_bomb_guard_does_not_refuse_large_scans(tmp_path):
 def test_impossible_settings_are_refused(settings):
     with pytest.raises(ValueError):
         deepzoom.TileSettings(**settings)
+
+
+def _changed_decoder_api(*args, **kwargs):
+    raise TypeError("_getdecoder() takes 4 positional arguments but 5 were given")
+
+
+# A Pillow upgrade that changed an internal the streaming decoder relies on: what it raises is a bug, not the file's
+CHANGED_INTERNALS = {
+    "Image.core.map_buffer gone": lambda patch: patch.delattr(Image.core, "map_buffer"),
+    "Image._getdecoder gone": lambda patch: patch.delattr(Image, "_getdecoder"),
+    "Image._getdecoder changed": lambda patch: patch.setattr(Image, "_getdecoder", _changed_decoder_api),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGED_INTERNALS))
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_a_changed_pillow_internal_is_raised_as_a_bug_not_reported_as_bad_input(tmp_path, monkeypatch, change, kind):
+    from deepzoom import streaming
+
+    source = tmp_path / f"photo.{kind.lower()}"
+    sample_image(300, 200).save(source, kind)
+    monkeypatch.setattr(streaming, "_self_test_failures", {}, raising=False)  # it broke after the self-test
+    image = deepzoom.open_image(source)
+    assert image.streamed
+    CHANGED_INTERNALS[change](monkeypatch)
+    with pytest.raises((AttributeError, TypeError)) as raised:
+        deepzoom.write_pyramid(image, deepzoom.DirectorySink(tmp_path / "out"), "photo")
+    assert not isinstance(raised.value, deepzoom.DeepZoomError)
+    assert not (tmp_path / "out" / "photo.dzi").exists()
+
+
+def test_a_bug_in_our_own_header_code_is_raised_as_a_bug(tmp_path, monkeypatch):
+    from deepzoom import limits
+
+    source = tmp_path / "photo.jpg"
+    sample_image(60, 40).save(source)
+
+    def broken(*args, **kwargs):
+        raise NameError("name 'widht' is not defined")
+
+    monkeypatch.setattr(limits, "estimated_peak", broken)
+    with pytest.raises(NameError):
+        deepzoom.open_image(source, deepzoom.Limits(memory=2**30))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError("broken data stream"), SyntaxError("not a TIFF file"), ValueError("Invalid dimensions"), EOFError()],
+)
+def test_what_decoders_say_of_a_file_is_bad_input(tmp_path, monkeypatch, failure):
+    """The other side: the complaints Pillow's decoders make about a file stay one line, never retried."""
+    from PIL import ImageFile
+
+    source = tmp_path / "photo.jpg"
+    sample_image(60, 40).save(source, progressive=True)  # decoded whole, by ImageFile.load
+
+    def broken_load(self):
+        raise failure
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken_load)
+    with pytest.raises(deepzoom.InvalidImage, match="cannot decode JPEG data") as raised:
+        deepzoom.open_image(source)
+    assert "\n" not in str(raised.value)
