@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from . import libtiff
-from .errors import DeepZoomError, InvalidImage
+from .errors import DeepZoomError, ImageTooLarge, InvalidImage
 from .limits import Limits, format_of, pillow_pixel_limit_lifted
-from .streaming import MappingRefused, stream_refusal, stream_rows
+from .streaming import MappingRefused, StreamingUnavailable, self_test_refusal, stream_refusal, stream_rows
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,8 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
     :meth:`SourceImage.bands`); any other is decoded here. Every complaint a
     decoder makes about the file is :class:`InvalidImage`; its warnings are
     logged at debug level. A bug's error (AttributeError, TypeError...) is
-    raised as it is.
+    raised as it is, and so is :class:`~deepzoom.streaming.StreamingUnavailable`
+    for an image that fits only streamed while streaming is out of order.
     """
     name = os.fspath(path)
     if os.path.getsize(name) == 0:
@@ -170,7 +171,7 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
     with _decoder_failures_as_bad_input("image header"):  # a hostile header can break the checks too
         image = _opened(name, limits.formats)
         refusal = _stream_refusal(image)
-        limits.check(image, refusal)
+        _check_limits(limits, image, refusal)
     if refusal is None:
         decoding = "streamed"
     else:
@@ -206,8 +207,20 @@ def check_header(head: bytes, limits: Limits = Limits()) -> bool:
     except Exception:  # noqa: BLE001 - a cut-off header fails in many ways; open_image judges the whole file
         return False
     with _decoder_failures_as_bad_input("image header"):
-        limits.check(image, refusal)
+        _check_limits(limits, image, refusal)
     return True
+
+
+def _check_limits(limits: Limits, image: Image.Image, refusal: str | None) -> None:
+    """``limits.check``, but an image refused only because streaming its kind is out of order (it failed the
+    self-test) is not bad input: it fits streamed, so a fixed deployment converts it."""
+    try:
+        limits.check(image, refusal)
+    except ImageTooLarge:
+        if refusal is None or refusal != self_test_refusal(image):
+            raise
+        limits.check(image, None)  # too large even streamed: that refusal stands
+        raise StreamingUnavailable(f"{image.width}x{image.height} fits in memory only streamed, and {refusal}") from None
 
 
 @contextmanager
@@ -222,7 +235,7 @@ def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
         warnings.simplefilter("always")
         try:
             yield
-        except (DeepZoomError, MappingRefused):
+        except (DeepZoomError, MappingRefused, StreamingUnavailable):
             raise
         except Exception as error:  # noqa: BLE001 - a bug's error is raised again
             if not _is_complaint_about_the_file(error):
@@ -255,11 +268,12 @@ def _one_line(error: Exception) -> str:
 
 
 def _stream_refusal(image: Image.Image) -> str | None:
-    """Why ``image`` must be decoded whole, if it must: its format, or an orientation that reorders rows."""
+    """Why ``image`` must be decoded whole, if it must: its format, an orientation that reorders rows, or
+    streaming its kind failed the self-test."""
     refusal = stream_refusal(image)
     if refusal is None and _transpose_for(image) not in (None, Image.Transpose.FLIP_LEFT_RIGHT):
         return "EXIF orientation that turns or flips the rows upside down"
-    return refusal
+    return refusal if refusal is not None else self_test_refusal(image)
 
 
 def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import io
+import logging
 import mmap
 import os
 import struct
@@ -418,6 +419,43 @@ def test_a_short_wide_conversion_peaks_below_its_estimate(tmp_path):
     estimate = memory.estimated_peak(Image.open(wide), streamed=True)
     assert peaks["scan"] < estimate
     assert peaks["scan"] - peaks["tiny"] < estimate - memory.BASE_BYTES, (peaks, estimate)
+
+
+def test_a_decode_that_fails_its_self_test_falls_back_to_a_whole_decode(tmp_path, monkeypatch, caplog):
+    """A Pillow upgrade that changed an internal streaming relies on: said once, loudly; the images convert."""
+    monkeypatch.setattr(streaming, "_self_test_failures", None)
+    monkeypatch.delattr(Image.core, "map_buffer")
+    with caplog.at_level(logging.ERROR, "deepzoom"):
+        failures = streaming.self_test()
+        assert streaming.self_test() is failures, "once"
+    assert set(failures) == {"JPEG", "PNG"}, "TIFF streams without it"
+    assert all("AttributeError" in failure and "map_buffer" in failure for failure in failures.values())
+    said = [record for record in caplog.records if record.name == "deepzoom.streaming"]
+    assert len(said) == 2 and all(record.levelno == logging.ERROR and record.exc_info for record in said)
+    tiff_strips = {"compression": "tiff_lzw", "strip_size": 9000}
+    for name in ("photo.jpg", "photo.png", "strips.tif"):
+        path = saved(tmp_path, sample_image(300, 200), name, **(tiff_strips if name.endswith(".tif") else {}))
+        image = deepzoom.open_image(path)
+        if name.endswith(".tif"):
+            assert image.decoding == "streamed"
+        else:
+            assert image.decoding.startswith("decoded whole: streaming ") and "failed its self-test" in image.decoding
+        assert deepzoom.write_pyramid(image, deepzoom.DirectorySink(tmp_path / "out" / name), "photo").width == 300
+
+
+def test_while_streaming_is_out_of_order_what_fits_only_streamed_is_retried_not_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "_self_test_failures", {"JPEG": "AttributeError: no map_buffer"})
+    path = saved(tmp_path, sample_image(2000, 1000), "photo.jpg")
+    streamed = memory.estimated_peak(Image.open(path), streamed=True)
+    whole = memory.estimated_peak(Image.open(path), streamed=False)
+    with pytest.raises(streaming.StreamingUnavailable, match="fits in memory only streamed") as raised:
+        deepzoom.open_image(path, deepzoom.Limits(memory=(streamed + whole) // 2))
+    assert not isinstance(raised.value, deepzoom.DeepZoomError), "not bad input: retried, and logged as an error"
+    with pytest.raises(deepzoom.ImageTooLarge):
+        deepzoom.open_image(path, deepzoom.Limits(memory=streamed - 1))  # too large either way
+    with pytest.raises(streaming.StreamingUnavailable):
+        deepzoom.check_header(path.read_bytes()[:4096], deepzoom.Limits(memory=(streamed + whole) // 2))
+    assert not deepzoom.open_image(path, deepzoom.Limits(memory=whole)).streamed
 
 
 @pytest.mark.parametrize(("code", "passes"), [(errno.EINVAL, True), (errno.ENOMEM, False)])
