@@ -227,9 +227,11 @@ def _check_limits(limits: Limits, image: Image.Image, refusal: str | None) -> No
 def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
     """A decoder's complaint about the file (OSError, SyntaxError, ValueError, EOFError, MemoryError,
     NotImplementedError, Pillow's bomb error, a truncated stream...) is the file's fault: one line, never a
-    retry. A bug's error (see :func:`_is_complaint_about_the_file`) is raised as it is. A decoder's warnings
-    go to the debug log, and the latest libtiff error message (libtiff would print it) into the one line."""
+    retry. A bug's error (see :func:`_is_complaint_about_the_file`) is raised as it is. A decoder's warnings,
+    and Pillow's log lines, go to the debug log; the latest libtiff error message (libtiff would print it)
+    into the one line."""
     libtiff.install()
+    _route_pillow_log()
     since = libtiff.mark()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -258,6 +260,26 @@ def _is_complaint_about_the_file(error: Exception) -> bool:
     the wrong type, say), they are checked first, as :class:`InvalidImage`.
     """
     return not isinstance(error, _BUGS)
+
+
+_pillow_log_routed: list[bool] = []
+
+
+def _route_pillow_log() -> None:
+    """Pillow's plugins log what they find wrong in a file (``More samples per pixel than can be decoded``) at
+    warning and error level, which Python prints on stderr where logging is not set up (the CLI), or logs
+    beside the conversion's one line: they are the decoder's warnings, so they go to the debug log."""
+    if _pillow_log_routed:
+        return
+    _pillow_log_routed.append(True)
+    pillow = logging.getLogger("PIL")
+    pillow.addHandler(_PillowLogToDebug())
+    pillow.propagate = False
+
+
+class _PillowLogToDebug(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("decoder log: %s: %s", record.name, record.getMessage())
 
 
 def _one_line(error: Exception) -> str:

@@ -5,6 +5,7 @@ that streams may fail once tiling has begun, but its ``.dzi`` is never written.
 """
 
 import io
+import logging
 import struct
 import zlib
 
@@ -167,3 +168,64 @@ def test_what_decoders_say_of_a_file_is_bad_input(tmp_path, monkeypatch, failure
     with pytest.raises(deepzoom.InvalidImage, match="cannot decode JPEG data") as raised:
         deepzoom.open_image(source)
     assert "\n" not in str(raised.value)
+
+
+def _tiff_with(tmp_path, name: str, change) -> str:
+    """A single-strip LZW TIFF (Pillow hands it to libtiff whole) with its directory changed by ``change``."""
+    path = tmp_path / name
+    sample_image(300, 200).save(path, compression="tiff_lzw", strip_size=10**7)
+    data = bytearray(path.read_bytes())
+    directory = int.from_bytes(data[4:8], "little")
+    entries = [directory + 2 + 12 * index for index in range(int.from_bytes(data[directory : directory + 2], "little"))]
+    change(data, entries)
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+def _unsorted(data: bytearray, entries: list[int]) -> None:
+    first, second = entries[0], entries[1]  # libtiff warns: tags are not sorted in ascending order
+    data[first : first + 12], data[second : second + 12] = data[second : second + 12], data[first : first + 12]
+
+
+def _samples_per_pixel(data: bytearray, entries: list[int]) -> None:
+    (entry,) = [entry for entry in entries if data[entry : entry + 2] == (277).to_bytes(2, "little")]
+    data[entry + 8 : entry + 10] = (300).to_bytes(2, "little")  # more samples than can be decoded
+
+
+def test_what_libtiff_and_pillow_warn_of_stays_off_stderr(tmp_path):
+    """``python -m deepzoom`` prints its one line, and nothing beside it, however much the decoders complain."""
+    import subprocess
+    import sys
+
+    def run(path):
+        command = [sys.executable, "-m", "deepzoom", path, tmp_path / "out"]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    warned = run(_tiff_with(tmp_path, "unsorted.tif", _unsorted))
+    assert warned.returncode == 0 and warned.stderr == "", warned.stderr
+    refused = run(_tiff_with(tmp_path, "samples.tif", _samples_per_pixel))
+    assert refused.returncode == 1 and refused.stdout == ""
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("deepzoom: ") and "not an image" in line, refused.stderr
+
+
+def test_libtiff_warnings_go_to_the_debug_log(caplog, capfd):
+    import ctypes
+
+    from deepzoom import libtiff
+
+    with Image.open(_tiff_with_pillow()) as image:
+        image.load()  # Pillow's decoder sets libtiff's warning handler to none...
+    libtiff.install()  # ...and each decode's guard puts ours back
+    library = libtiff._installed[0][0]
+    with caplog.at_level(logging.DEBUG, "deepzoom"):
+        library.TIFFWarning(b"TIFFReadDirectory", b"%s", b"Unknown field with tag 65000 (0xfde8) encountered")
+    assert "libtiff warning: TIFFReadDirectory: Unknown field with tag 65000" in caplog.text
+    assert capfd.readouterr().err == ""
+
+
+def _tiff_with_pillow() -> io.BytesIO:
+    buffer = io.BytesIO()
+    sample_image(40, 30).save(buffer, "TIFF", compression="tiff_lzw")
+    buffer.seek(0)
+    return buffer
