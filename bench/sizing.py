@@ -26,7 +26,7 @@ import boto3
 from PIL import Image
 
 import deepzoom
-from deepzoom.memory import BASE_BYTES, BYTES_PER_COLUMN
+from deepzoom.memory import BASE_BYTES, BYTES_PER_COLUMN, held_rows_bytes
 
 from . import corpus
 from .locals3 import empty_bucket, local_s3
@@ -143,7 +143,7 @@ def constants(runs: list[Run], fits: dict[str, tuple[float, float]]) -> list[str
             )
             continue
         largest = max(of_kind, key=lambda run: run.pixels)
-        assumed = (largest.estimate - BASE_BYTES - BYTES_PER_COLUMN * largest.width) / largest.pixels
+        assumed = (largest.estimate - BASE_BYTES - held_rows_bytes(largest.width, largest.height)) / largest.pixels
         lines.append(
             f"{kind}: {intercept / 1e6:.0f} MB + {slope:.2f} bytes per pixel "
             f"(memory.py: BASE_BYTES + BYTES_PER_COLUMN x width + {assumed:.2f} bytes per pixel at {largest.name})"

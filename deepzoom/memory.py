@@ -1,8 +1,9 @@
 """Memory admission: from a header alone, will this image fit in the memory we have?
 
 A conversion's peak is a fixed base (the interpreter and its libraries), the
-bands every pyramid level holds (proportional to the width), and, for images
-that cannot stream, the whole decoded image (proportional to the area). The
+bands every pyramid level holds (proportional to the width, and to the height
+as long as that is less than the rows they hold), and, for images that
+cannot stream, the whole decoded image (proportional to the area). The
 constants come from ``make bench-sizing`` (``bench/sizing.py``), which
 measures the peak of real conversions and prints the fit.
 """
@@ -21,6 +22,10 @@ BASE_BYTES = (
     185_000_000  # Python, boto3, Pillow, the upload threads and their buffers (make bench-sizing: 166 MB + noise)
 )
 BYTES_PER_COLUMN = 8_000  # rows every level holds, per pixel of width (make bench-sizing: 7,579 from 17k to 62k wide)
+# An image shorter than that (a 240,000 x 100 line scan) holds only the rows it has: per pixel of width and row
+# of height, measured converting 30,000-pixel-wide JPEGs 16 to 600 rows high: 8.1 to 8.9 bytes (7.0 at 1,000
+# rows, 8,090 per pixel of width at 2,000). A band never has more rows than the image, nor a level below it.
+BYTES_PER_COLUMN_ROW = 10
 _DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}  # Pillow's storage; else 4
 # Decoders that hold more than the decoded image while they work, bytes a pixel at peak, measured decoding
 # a 6 MP RGB image of each (the result included): libwebp and openjpeg keep whole-image buffers of their own.
@@ -33,12 +38,18 @@ _COEFFICIENT_BYTES = 2  # libjpeg keeps each DCT coefficient of a progressive JP
 def estimated_peak(image: Image.Image, streamed: bool) -> int:
     """Bytes of resident memory converting ``image`` (opened, not decoded) is expected to reach at most."""
     width, height = image.size
-    peak = BASE_BYTES + BYTES_PER_COLUMN * width + _tall_strip_bytes(image)
+    peak = BASE_BYTES + held_rows_bytes(width, height) + _tall_strip_bytes(image)
     if not streamed:
         stored = stored_bytes_per_pixel(image.mode)
         per_pixel = max(stored, _DECODER_BYTES_PER_PIXEL.get(image.format or "", 0))
         peak += (per_pixel + _coefficient_bytes_per_pixel(image)) * width * height
     return peak
+
+
+def held_rows_bytes(width: int, height: int) -> int:
+    """What the decode's bands and every pyramid level's rows take at most: proportional to the width, and to
+    the height too where that is less than the rows they would hold of a tall image."""
+    return width * min(BYTES_PER_COLUMN, BYTES_PER_COLUMN_ROW * height)
 
 
 def stored_bytes_per_pixel(mode: str) -> int:

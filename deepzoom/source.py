@@ -26,9 +26,16 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from . import libtiff, tiff
-from .errors import DeepZoomError, InvalidImage
+from .errors import DeepZoomError, ImageTooLarge, InvalidImage
 from .limits import Limits, format_of, pillow_pixel_limit_lifted
-from .streaming import MappingRefused, decode_whole, stream_refusal, stream_rows
+from .streaming import (
+    MappingRefused,
+    StreamingUnavailable,
+    decode_whole,
+    self_test_refusal,
+    stream_refusal,
+    stream_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,10 @@ _ICC_MODES = {"RGB", "RGBA", "CMYK", "L", "LA", "P", "PA"}
 _ICC_INPUT_MODE = {"RGBA": "RGB", "LA": "L", "P": "RGB", "PA": "RGB"}  # alpha goes round the transform
 _SRGB = ImageCms.createProfile("sRGB")
 _PNG_SAMPLE_BITS = {"1": 1, "L;2": 2, "L;4": 4, "L": 8, "I;16B": 16, "RGB": 8}  # Pillow's raw mode: bits a sample
+# What code raises when it is wrong, never because of a file's bytes: our code, or a Pillow internal it relies on
+# that an upgrade changed (Image._getdecoder, Image.core.map_buffer, tile tuples). Such an exception is a bug,
+# raised as it is (the conversion is retried, and logged at error level with its traceback), never bad input.
+_BUGS = (AttributeError, TypeError, ImportError, NameError, AssertionError)
 
 
 @dataclass
@@ -167,8 +178,11 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
     Only the decoders of ``limits.formats`` are tried, and ``limits`` is checked
     from the header, before any pixel is decoded. An image that can stream is
     decoded as its bands are taken (its decode errors then surface from
-    :meth:`SourceImage.bands`); any other is decoded here. Every way a decoder
-    fails is :class:`InvalidImage`; its warnings are logged at debug level.
+    :meth:`SourceImage.bands`); any other is decoded here. Every complaint a
+    decoder makes about the file is :class:`InvalidImage`; its warnings are
+    logged at debug level. A bug's error (AttributeError, TypeError...) is
+    raised as it is, and so is :class:`~deepzoom.streaming.StreamingUnavailable`
+    for an image that fits only streamed while streaming is out of order.
     """
     name = os.fspath(path)
     if os.path.getsize(name) == 0:
@@ -177,7 +191,7 @@ def open_image(path: str | os.PathLike[str], limits: Limits = Limits()) -> Sourc
         image = _opened(name, limits.formats)
         _correct_png_transparency(image)
         refusal = _stream_refusal(image)
-        limits.check(image, refusal)
+        _check_limits(limits, image, refusal)
     pixels = image
     if refusal is None:
         decoding = "streamed"
@@ -215,30 +229,79 @@ def check_header(head: bytes, limits: Limits = Limits()) -> bool:
     except Exception:  # noqa: BLE001 - a cut-off header fails in many ways; open_image judges the whole file
         return False
     with _decoder_failures_as_bad_input("image header"):
-        limits.check(image, refusal)
+        _check_limits(limits, image, refusal)
     return True
+
+
+def _check_limits(limits: Limits, image: Image.Image, refusal: str | None) -> None:
+    """``limits.check``, but an image refused only because streaming its kind is out of order (it failed the
+    self-test) is not bad input: it fits streamed, so a fixed deployment converts it."""
+    try:
+        limits.check(image, refusal)
+    except ImageTooLarge:
+        if refusal is None or refusal != self_test_refusal(image):
+            raise
+        limits.check(image, None)  # too large even streamed: that refusal stands
+        raise StreamingUnavailable(f"{image.width}x{image.height} fits in memory only streamed, and {refusal}") from None
 
 
 @contextmanager
 def _decoder_failures_as_bad_input(what: str) -> Iterator[None]:
-    """Whatever a decoder raises (OSError, SyntaxError, MemoryError, NotImplementedError, Pillow's bomb
-    error...) is the file's fault: one line, never a retry. Its warnings go to the debug log, and the
-    latest libtiff error message (libtiff would print it) into that line."""
+    """A decoder's complaint about the file (OSError, SyntaxError, ValueError, EOFError, MemoryError,
+    NotImplementedError, Pillow's bomb error, a truncated stream...) is the file's fault: one line, never a
+    retry. A bug's error (see :func:`_is_complaint_about_the_file`) is raised as it is. A decoder's warnings,
+    and Pillow's log lines, go to the debug log; the latest libtiff error message (libtiff would print it)
+    into the one line."""
     libtiff.install()
+    _route_pillow_log()
     since = libtiff.mark()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
-        except (DeepZoomError, MappingRefused):
+        except (DeepZoomError, MappingRefused, StreamingUnavailable):
             raise
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - a bug's error is raised again
+            if not _is_complaint_about_the_file(error):
+                error.add_note(f"(raised while decoding {what}: an error of a bug, so not reported as bad input)")
+                raise
             native = libtiff.latest_since(since)
             detail = f" ({native})" if native else ""
             raise InvalidImage(f"cannot decode {what}: {_one_line(error)}{detail}") from None
         finally:
             for warning in caught:
                 log.debug("decoder warning: %s", warning.message)
+
+
+def _is_complaint_about_the_file(error: Exception) -> bool:
+    """Is ``error`` what a decoder (or our reading of a header) says of bytes it cannot take, not a bug?
+
+    A bug is one of :data:`_BUGS`, wherever it was raised. A Pillow plugin that trips over a file raises
+    SyntaxError, ValueError, KeyError, struct.error or OSError (the fuzzing tests in ``test_hostile.py`` hold
+    it to that), and where a file's values reach code that would raise a bug's error (a TIFF's offsets of
+    the wrong type, say), they are checked first, as :class:`InvalidImage`.
+    """
+    return not isinstance(error, _BUGS)
+
+
+_pillow_log_routed: list[bool] = []
+
+
+def _route_pillow_log() -> None:
+    """Pillow's plugins log what they find wrong in a file (``More samples per pixel than can be decoded``) at
+    warning and error level, which Python prints on stderr where logging is not set up (the CLI), or logs
+    beside the conversion's one line: they are the decoder's warnings, so they go to the debug log."""
+    if _pillow_log_routed:
+        return
+    _pillow_log_routed.append(True)
+    pillow = logging.getLogger("PIL")
+    pillow.addHandler(_PillowLogToDebug())
+    pillow.propagate = False
+
+
+class _PillowLogToDebug(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("decoder log: %s: %s", record.name, record.getMessage())
 
 
 def _one_line(error: Exception) -> str:
@@ -249,11 +312,12 @@ def _one_line(error: Exception) -> str:
 
 
 def _stream_refusal(image: Image.Image) -> str | None:
-    """Why ``image`` must be decoded whole, if it must: its format, or an orientation that reorders rows."""
+    """Why ``image`` must be decoded whole, if it must: its format, an orientation that reorders rows, or
+    streaming its kind failed the self-test."""
     refusal = stream_refusal(image)
     if refusal is None and _transpose_for(image) not in (None, Image.Transpose.FLIP_LEFT_RIGHT):
         return "EXIF orientation that turns or flips the rows upside down"
-    return refusal
+    return refusal if refusal is not None else self_test_refusal(image)
 
 
 def _opened(file: str | io.BytesIO, formats: frozenset[str]) -> Image.Image:

@@ -26,14 +26,19 @@ compare every band with a full decode, so an upgrade that changes them fails.
 
 What cannot stream (progressive JPEG, interlaced PNG, single-strip compressed
 TIFF, other formats) says why in :func:`stream_refusal`, and is decoded whole.
+So is every image of a kind whose streaming failed :func:`self_test` (run once
+per process, on a cold start): a Pillow upgrade that breaks the internals
+above costs memory, not every conversion.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import io
 import itertools
+import logging
 import mmap
 import struct
 import sys
@@ -43,7 +48,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageFile, TiffImagePlugin, TiffTags
 
-from . import tiff
+from . import libtiff, tiff
 from .errors import InvalidImage
 from .jpeg import holds_every_coefficient
 from .limits import pillow_pixel_limit_lifted
@@ -59,10 +64,18 @@ _TIFF_KEPT_TAGS = {  # what libtiff needs to decode the pixels of a band; pointe
 }  # fmt: skip
 _BIGTIFF_TYPES = {16, 17, 18}  # 64-bit types: a band's TIFF is a classic one
 
+log = logging.getLogger(__name__)
+
 
 class MappingRefused(RuntimeError):
     """The machine would not give the decode its address space (``ulimit -v``, strict overcommit): not the
     file's fault, so not bad input; a retry, or a machine that allows it, may succeed."""
+
+
+class StreamingUnavailable(RuntimeError):
+    """An image that would fit in memory streamed, but not decoded whole, while streaming its kind is out of
+    order (it failed :func:`self_test`): our fault, not the file's, so not bad input; retried, it converts
+    once a fixed deployment streams again."""
 
 
 def _mincore() -> ctypes._CFuncPtr | None:
@@ -176,6 +189,82 @@ def stream_rows(image: ImageFile.ImageFile, height: int) -> Iterator[Image.Image
     return _RowMap(image).bands(height)
 
 
+_SELF_TEST_FILES: dict[str, dict[str, object]] = {  # Pillow's save options of each kind checked
+    "JPEG": {"quality": 90},  # baseline
+    "PNG": {},  # not interlaced
+    "TIFF": {"compression": "tiff_lzw", "strip_size": 16 * 3 * 8},  # strips of 8 rows
+}
+_self_test_lock = threading.Lock()
+_self_test_failures: dict[str, str] | None = None  # None until the self-test has run
+
+
+def self_test() -> dict[str, str]:
+    """Stream a tiny JPEG, PNG and striped TIFF (made here, 16 x 24) and compare each with its full decode.
+
+    Runs once per process (a cold start runs it before the first event); returns why each kind that failed
+    cannot stream, by format (empty: every kind streams), and logs each failure at error level with its
+    traceback. Images of a kind that failed are decoded whole, where memory allows (see
+    :func:`self_test_refusal`), instead of failing as bad input one by one.
+    """
+    global _self_test_failures
+    with _self_test_lock:
+        if _self_test_failures is None:
+            _self_test_failures = _run_self_test()
+        return _self_test_failures
+
+
+def self_test_refusal(image: ImageFile.ImageFile) -> str | None:
+    """Why ``image``, which :func:`stream_refusal` lets stream, must be decoded whole after all: streaming
+    its kind failed :func:`self_test`. None if it passed."""
+    kind = "JPEG" if image.format == "MPO" else str(image.format)
+    failure = self_test().get(kind)
+    return f"streaming {kind} failed its self-test ({failure})" if failure else None
+
+
+def _run_self_test() -> dict[str, str]:
+    failures = {}
+    for kind in _SELF_TEST_FILES:
+        if kind != "TIFF" and _MINCORE is None:
+            continue  # JPEG and PNG are not streamed here at all (see _row_map_refusal)
+        error: Exception | None = None
+        try:
+            failure = _self_test_failure(kind)
+        except Exception as caught:  # noqa: BLE001 - whatever broke, it is reported, and the kind decoded whole
+            error = caught
+            failure = f"{type(caught).__name__}: {' '.join(str(caught).split())}"
+        if failure is not None:
+            failures[kind] = failure
+            log.error(
+                "the streaming decoder failed its self-test on a %s: %s; every %s will be decoded whole, "
+                "where memory allows",
+                kind,
+                failure,
+                kind,
+                exc_info=error,
+            )
+    return failures
+
+
+def _self_test_failure(kind: str) -> str | None:
+    """What is wrong with streaming a tiny image of ``kind``, if anything."""
+    libtiff.install()  # libtiff's complaints go to the log, not stderr
+    ramp = Image.linear_gradient("L").resize((16, 24))
+    sample = Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT), ramp.rotate(180)))
+    encoded = io.BytesIO()
+    sample.save(encoded, kind, **_SELF_TEST_FILES[kind])
+    with Image.open(io.BytesIO(encoded.getvalue()), formats=[kind]) as whole:
+        whole.load()
+        expected = whole.tobytes()
+    with Image.open(io.BytesIO(encoded.getvalue()), formats=[kind]) as opened:
+        refusal = stream_refusal(opened)
+        if refusal is not None:
+            return f"refused to stream it: {refusal}"
+        bands = list(stream_rows(opened, 8))
+    if [band.size for band in bands] != [(16, 8)] * 3 or b"".join(band.tobytes() for band in bands) != expected:
+        return "its bands differ from a full decode"
+    return None
+
+
 class _RowMap:
     """An image in an anonymous mapping that a paused and resumed Pillow decoder fills row by row.
 
@@ -194,9 +283,9 @@ class _RowMap:
             self.memory = mmap.mmap(
                 -1, self.stride * self.height, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
             )
-            self.memory.madvise(mmap.MADV_NOHUGEPAGE)  # a huge page would make rows look written that are not
         except OSError as error:
             raise MappingRefused(f"cannot map {self.stride * self.height:,} bytes to decode into: {error}") from None
+        _no_huge_pages(self.memory)
         self.core = Image.core.map_buffer(self.memory, image.size, "raw", 0, (image.mode, self.stride, 1))
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.memory))
         self._progress = threading.Condition()  # guards what the decoding thread and the taker share:
@@ -323,6 +412,16 @@ class _RowMap:
         band = self.image._new(self.core.crop((0, top, self.width, bottom)))
         self.memory.madvise(mmap.MADV_DONTNEED, top * self.stride, (bottom - top) * self.stride)
         return band
+
+
+def _no_huge_pages(memory: mmap.mmap) -> None:
+    """A huge page would make rows look written that are not. A kernel built without transparent huge pages
+    answers the advice with EINVAL: it has none to give, so there is nothing to advise against."""
+    try:
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise MappingRefused(f"cannot keep huge pages out of the decode's mapping: {error}") from None
 
 
 class _IdatReader:

@@ -7,6 +7,7 @@ not open a TIFF at all, :func:`unreadable_reason` says which of its pixels' trai
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -35,18 +36,21 @@ class TiffLayout:
 
     @classmethod
     def of(cls, image: Image.Image) -> TiffLayout:
-        """Read from ``image``'s tags (opened, not loaded); :class:`InvalidImage` for sizes no TIFF can have."""
+        """Read from ``image``'s tags (opened, not loaded); :class:`InvalidImage` for sizes no TIFF can have,
+        or tags of the wrong type (a hostile file's, which would otherwise fail as TypeError: a bug's error)."""
         tags = image.tag_v2  # type: ignore[attr-defined]
         tiled = TILE_OFFSETS in tags
-        offsets = tuple(tags.get(TILE_OFFSETS if tiled else STRIP_OFFSETS) or ())
-        counts = tuple(tags.get(TILE_COUNTS if tiled else STRIP_COUNTS) or ())
+        offsets = _positions(tags.get(TILE_OFFSETS if tiled else STRIP_OFFSETS), "offsets")
+        counts = _positions(tags.get(TILE_COUNTS if tiled else STRIP_COUNTS), "byte counts")
         if tiled:
-            unit_rows, tile_width = int(tags[TILE_LENGTH]), int(tags[TILE_WIDTH])
+            if TILE_LENGTH not in tags or TILE_WIDTH not in tags:
+                raise InvalidImage("TIFF with tile offsets but no tile size")
+            unit_rows, tile_width = _number(tags[TILE_LENGTH], "tile length"), _number(tags[TILE_WIDTH], "tile width")
             if tile_width < 1:
                 raise InvalidImage(f"TIFF tiles {tile_width} pixels wide")
             across = -(-image.width // tile_width)
         else:
-            unit_rows = min(int(tags.get(ROWS_PER_STRIP, image.height)), image.height)
+            unit_rows = min(_number(tags.get(ROWS_PER_STRIP, image.height), "rows per strip"), image.height)
             across = 1
         if unit_rows < 1:
             raise InvalidImage(f"TIFF strips or tiles {unit_rows} rows high")
@@ -87,3 +91,21 @@ def unreadable_reason(stream: BinaryIO) -> str | None:
     if extra:
         words += " with " + " and ".join(_EXTRA_SAMPLES.get(value, f"extra sample {value}") for value in extra)
     return f"TIFF of {words} is not supported (Pillow has no mode for such pixels)"
+
+
+def _positions(value: object, what: str) -> tuple[int, ...]:
+    """A tag's offsets or byte counts: whole numbers, none negative (and none at all if the tag is missing)."""
+    try:
+        numbers = tuple(operator.index(number) for number in value or ())  # type: ignore[attr-defined]
+    except TypeError:
+        raise InvalidImage(f"TIFF strip or tile {what} that are not whole numbers") from None
+    if any(number < 0 for number in numbers):
+        raise InvalidImage(f"TIFF strip or tile {what} below zero")
+    return numbers
+
+
+def _number(value: object, what: str) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidImage(f"TIFF {what} {str(value)[:40]!r} is not a number") from None

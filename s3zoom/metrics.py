@@ -6,7 +6,8 @@ Each handled object adds to an invocation's tally; :func:`publish` hands the tal
 not pay for it). In namespace ``LambdaZoom``, dimension ``service=lambdazoom``: ``ImagesConverted``,
 ``ImagesFailed``, ``ImagesRemoved`` (counts), ``Megapixels``, ``Tiles`` and ``ConversionSeconds`` (sums,
 one data point per image); and the receipt of every handled object, whatever became of it (receipt.py):
-``S3Requests``, ``GBSeconds`` and ``CostUSD``.
+``S3Requests``, ``GBSeconds`` and ``CostUSD``. A cold start whose streaming decoder fails its self-test
+counts ``StreamingSelfTestFailed`` (the kinds that failed), published with its first invocation's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def record(action: str, report: dict[str, Any]) -> None:
     _pending.append(("S3Requests", "Count", sum(report["requests"].values())))
     _pending.append(("GBSeconds", "None", report["gb_seconds"]))
     _pending.append(("CostUSD", "None", report["cost_usd"]))
+
+
+def count(name: str, value: float = 1) -> None:
+    """Add ``value`` to the count ``name`` of this invocation (of the first one, if counted at a cold start)."""
+    _pending.append((name, "Count", value))
 
 
 def publish() -> None:

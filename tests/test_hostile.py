@@ -199,3 +199,49 @@ def test_limits_refuse_nonsense_values():
         deepzoom.Limits(formats=frozenset({"EPS"}))
     with pytest.raises(ValueError, match="ps"):
         deepzoom.formats_for({"jpg", "ps"})
+
+
+def _tiff_variants(folder: Path) -> dict[str, bytes]:
+    """Strips that stream, one strip decoded whole, and uncompressed strips Pillow reads itself."""
+    found = {}
+    for name, options in {
+        "strips": {"compression": "tiff_lzw", "strip_size": 4000},
+        "single-strip": {"compression": "tiff_lzw", "strip_size": 10**7},
+        "raw": {},
+    }.items():
+        buffer = io.BytesIO()
+        sample_image(150, 110).save(buffer, "TIFF", **options)
+        found[name] = buffer.getvalue()
+    return found
+
+
+def test_tiff_tags_of_the_wrong_type_or_count_are_bad_input_not_bugs(tmp_path):
+    """Fuzzing a TIFF's directory: each entry's type, count and value mutated. Offsets that are text, fractions
+    or below zero must be refused as bad input, not reach code where they would raise a bug's TypeError."""
+    outcomes = set()
+    for name, original in _tiff_variants(tmp_path).items():
+        directory = int.from_bytes(original[4:8], "little")
+        entries = int.from_bytes(original[directory : directory + 2], "little")
+        generator = random.Random(name)
+        for attempt in range(60):
+            data = bytearray(original)
+            for _ in range(generator.randint(1, 3)):
+                entry = directory + 2 + 12 * generator.randrange(entries)
+                field, choices = generator.choice(
+                    [
+                        (slice(2, 4), [1, 2, 3, 4, 5, 7, 9, 10, 11, 12, 13, 16, 0, 99]),  # type
+                        (slice(4, 8), [0, 1, 2, 3, 1000, 2**31]),  # count
+                        (slice(8, 12), [0, 1, 2**31, len(data) - 4, generator.randrange(len(data))]),  # value
+                    ]
+                )
+                size = field.stop - field.start
+                data[entry + field.start : entry + field.stop] = generator.choice(choices).to_bytes(size, "little")
+            path = tmp_path / f"{name}-{attempt}.tif"
+            path.write_bytes(bytes(data))
+            try:
+                tile(path, tmp_path / f"out-{name}-{attempt}")
+                outcomes.add("converted")
+            except deepzoom.DeepZoomError as error:
+                assert "\n" not in str(error)
+                outcomes.add("refused")
+    assert outcomes == {"converted", "refused"}

@@ -370,3 +370,51 @@ def test_scratch_space_taken_by_others_for_now_is_retried_not_failed_for_good(s3
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5, 5))
     with pytest.raises(lambdazoom.RetryableFailure, match="ephemeral storage"):
         lambdazoom.handler(s3_event(SOURCE_BUCKET, "fits.jpg"), None)
+
+
+def test_a_changed_pillow_internal_is_retried_and_logged_as_an_error_while_bad_files_fail_once(
+    s3, monkeypatch, caplog
+):
+    """A Pillow upgrade that breaks what streaming relies on is our bug: every image failing as bad input,
+    logged once and never retried, would hide it. It is retried, at error level with its traceback."""
+    from deepzoom import streaming
+
+    caplog.set_level(logging.INFO, "lambdazoom")
+    upload_image(s3, SOURCE_BUCKET, "photo.jpg", sample_image(300, 200))
+    buffer = io.BytesIO()
+    sample_image(600, 2000).save(buffer, "JPEG")
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="cut.jpg", Body=buffer.getvalue()[:20_000])
+    monkeypatch.setattr(streaming, "_self_test_failures", {}, raising=False)  # it broke after the self-test
+    with pytest.MonkeyPatch.context() as upgrade:
+        upgrade.delattr(Image.core, "map_buffer")
+        with pytest.raises(lambdazoom.RetryableFailure, match="photo.jpg: AttributeError: .*map_buffer"):
+            lambdazoom.handler(s3_event(SOURCE_BUCKET, "photo.jpg"), None)
+    (logged,) = [record for record in caplog.records if '"photo.jpg"' in record.getMessage()]
+    assert logged.levelno == logging.ERROR and json.loads(logged.getMessage())["action"] == "error"
+    assert logged.exc_info and logged.exc_info[0] is AttributeError, "with its traceback"
+    # the fix is deployed: the retry converts it
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "photo.jpg"), None)["done"] == 1
+    caplog.clear()
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "cut.jpg"), None) == {"done": 0, "skipped": 0, "failed": 1}
+    (line,) = json_lines(caplog)
+    assert line["action"] == "failed" and "truncated" in line["reason"], "a truncated file is still bad input"
+
+
+def test_a_cold_start_whose_streaming_fails_its_self_test_says_so_and_still_converts(s3, monkeypatch, caplog):
+    from deepzoom import streaming
+    from s3zoom import metrics
+
+    monkeypatch.setattr(streaming, "_self_test_failures", None)  # a cold start
+    monkeypatch.setattr(metrics, "_pending", [])
+    monkeypatch.delattr(Image.core, "map_buffer")
+    with caplog.at_level(logging.ERROR):
+        lambdazoom.self_test_streaming()
+    said = [record for record in caplog.records if "self-test" in record.getMessage()]
+    assert [record.levelno for record in said] == [logging.ERROR] * 2 and all(record.exc_info for record in said)
+    assert metrics._pending == [("StreamingSelfTestFailed", "Count", 2)], "published with the first invocation"
+    caplog.set_level(logging.INFO, "lambdazoom")
+    upload_image(s3, SOURCE_BUCKET, "photo.jpg", sample_image(300, 200))
+    assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "photo.jpg"), None)["done"] == 1
+    (line,) = [line for line in json_lines(caplog) if line["action"] == "converted"]
+    assert line["decoding"].startswith("decoded whole: streaming JPEG failed its self-test (AttributeError")
+    assert keys_in(s3, ZOOM_BUCKET) == pyramid_keys("photo", 300, 200)

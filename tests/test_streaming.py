@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
+import logging
+import mmap
+import os
 import struct
+import sys
 import threading
 import weakref
 import zlib
@@ -16,6 +21,7 @@ from PIL import Image
 
 import deepzoom
 from deepzoom import memory, source, streaming
+from deepzoom.limits import pillow_pixel_limit_lifted
 
 pyvips = pytest.importorskip("pyvips", reason="pyvips writes the tiled, BigTIFF and JPEG-in-TIFF files")
 
@@ -283,7 +289,7 @@ def test_a_tiff_with_tall_tiles_is_estimated_with_them(tmp_path):
 
 def test_decoders_that_hold_more_than_their_image_are_estimated_so(tmp_path):
     """libwebp and openjpeg keep buffers of their own: 16 and 20 bytes a pixel at peak, not Pillow's 4."""
-    base = memory.BASE_BYTES + memory.BYTES_PER_COLUMN * 64
+    base = memory.BASE_BYTES + memory.held_rows_bytes(64, 48)
     webp = saved(tmp_path, sample_image(64, 48), "a.webp")
     bmp = saved(tmp_path, sample_image(64, 48), "a.bmp")
     assert memory.estimated_peak(Image.open(webp), streamed=False) == base + 16 * 64 * 48
@@ -358,3 +364,115 @@ def test_a_tiff_claiming_strips_of_no_rows_is_bad_input(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(deepzoom.InvalidImage):
         deepzoom.write_pyramid(deepzoom.open_image(path), deepzoom.DirectorySink(tmp_path / "out"), "zero")
+
+
+def test_a_short_wide_image_is_estimated_by_the_rows_it_has():
+    """A 240,000 x 100 line scan holds 100 rows, not the rows of a tall image's bands: it fits 1769 MB."""
+    buffer = io.BytesIO(_png_header(240_000, 100))
+    need = memory.estimated_peak(Image.open(buffer), streamed=True)
+    assert need < 1769 * 2**20
+    assert need == memory.BASE_BYTES + memory.BYTES_PER_COLUMN_ROW * 100 * 240_000
+    assert deepzoom.check_header(buffer.getvalue(), deepzoom.Limits(memory=1769 * 2**20))
+
+
+def test_a_tall_image_is_estimated_by_its_width_as_before():
+    """65,000 pixels wide (about JPEG's widest) and taller than the rows every level holds: unchanged."""
+    with pillow_pixel_limit_lifted():
+        image = Image.open(io.BytesIO(_jpeg_header(65_000, 4_000)))
+    assert image.size == (65_000, 4_000) and streaming.stream_refusal(image) is None
+    assert memory.estimated_peak(image, streamed=True) == memory.BASE_BYTES + 8_000 * 65_000
+    assert memory.held_rows_bytes(65_000, 800) == memory.held_rows_bytes(65_000, 100_000) == 8_000 * 65_000
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    """A baseline JPEG's header, its frame made to claim ``width`` x ``height`` (Pillow reads no further)."""
+    buffer = io.BytesIO()
+    sample_image(64, 16).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_a_short_wide_conversion_peaks_below_its_estimate(tmp_path):
+    """Measured: the peak RSS of ``python -m deepzoom`` converting 240,000 x 100, above that of a tiny image
+    (the interpreter and libraries, which BASE_BYTES covers for the Lambda), within what the estimate adds."""
+    from bench.measure import measure
+
+    tiny = saved(tmp_path, sample_image(64, 48), "tiny.png")
+    wide = tmp_path / "scan.png"
+    ramp = Image.linear_gradient("L").resize((240_000, 100))
+    Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT), ramp)).save(wide, compress_level=1)
+    peaks = {}
+    for path in (tiny, wide):
+        run = measure([sys.executable, "-m", "deepzoom", str(path), str(tmp_path / path.stem)])
+        assert "(streamed)" in run.output
+        peaks[path.stem] = run.peak_mb * 1e6
+    estimate = memory.estimated_peak(Image.open(wide), streamed=True)
+    assert peaks["scan"] < estimate
+    assert peaks["scan"] - peaks["tiny"] < estimate - memory.BASE_BYTES, (peaks, estimate)
+
+
+def test_a_decode_that_fails_its_self_test_falls_back_to_a_whole_decode(tmp_path, monkeypatch, caplog):
+    """A Pillow upgrade that changed an internal streaming relies on: said once, loudly; the images convert."""
+    monkeypatch.setattr(streaming, "_self_test_failures", None)
+    monkeypatch.delattr(Image.core, "map_buffer")
+    with caplog.at_level(logging.ERROR, "deepzoom"):
+        failures = streaming.self_test()
+        assert streaming.self_test() is failures, "once"
+    assert set(failures) == {"JPEG", "PNG"}, "TIFF streams without it"
+    assert all("AttributeError" in failure and "map_buffer" in failure for failure in failures.values())
+    said = [record for record in caplog.records if record.name == "deepzoom.streaming"]
+    assert len(said) == 2 and all(record.levelno == logging.ERROR and record.exc_info for record in said)
+    tiff_strips = {"compression": "tiff_lzw", "strip_size": 9000}
+    for name in ("photo.jpg", "photo.png", "strips.tif"):
+        path = saved(tmp_path, sample_image(300, 200), name, **(tiff_strips if name.endswith(".tif") else {}))
+        image = deepzoom.open_image(path)
+        if name.endswith(".tif"):
+            assert image.decoding == "streamed"
+        else:
+            assert image.decoding.startswith("decoded whole: streaming ") and "failed its self-test" in image.decoding
+        assert deepzoom.write_pyramid(image, deepzoom.DirectorySink(tmp_path / "out" / name), "photo").width == 300
+
+
+def test_while_streaming_is_out_of_order_what_fits_only_streamed_is_retried_not_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "_self_test_failures", {"JPEG": "AttributeError: no map_buffer"})
+    path = saved(tmp_path, sample_image(2000, 1000), "photo.jpg")
+    streamed = memory.estimated_peak(Image.open(path), streamed=True)
+    whole = memory.estimated_peak(Image.open(path), streamed=False)
+    with pytest.raises(streaming.StreamingUnavailable, match="fits in memory only streamed") as raised:
+        deepzoom.open_image(path, deepzoom.Limits(memory=(streamed + whole) // 2))
+    assert not isinstance(raised.value, deepzoom.DeepZoomError), "not bad input: retried, and logged as an error"
+    with pytest.raises(deepzoom.ImageTooLarge):
+        deepzoom.open_image(path, deepzoom.Limits(memory=streamed - 1))  # too large either way
+    with pytest.raises(streaming.StreamingUnavailable):
+        deepzoom.check_header(path.read_bytes()[:4096], deepzoom.Limits(memory=(streamed + whole) // 2))
+    assert not deepzoom.open_image(path, deepzoom.Limits(memory=whole)).streamed
+
+
+@pytest.mark.parametrize(("code", "passes"), [(errno.EINVAL, True), (errno.ENOMEM, False)])
+def test_a_kernel_without_huge_pages_still_streams(tmp_path, monkeypatch, code, passes):
+    """MADV_NOHUGEPAGE answers EINVAL where the kernel has no transparent huge pages: nothing to advise against."""
+
+    class Mapping(mmap.mmap):
+        def madvise(self, option, *args):
+            if option == mmap.MADV_NOHUGEPAGE:
+                raise OSError(code, os.strerror(code))
+            return super().madvise(option, *args)
+
+    path = saved(tmp_path, sample_image(300, 400), "photo.jpg")
+    monkeypatch.setattr(mmap, "mmap", Mapping)
+    if passes:
+        bands = streaming.stream_rows(Image.open(path), 100)
+        assert b"".join(band.tobytes() for band in bands) == full_decode(path).tobytes()
+    else:  # another answer is the machine's (a transient failure), as a refused mapping is
+        with pytest.raises(streaming.MappingRefused, match="huge pages"):
+            next(streaming.stream_rows(Image.open(path), 100))
