@@ -37,8 +37,8 @@ demo: $(VENV)/.installed node_modules/.package-lock.json
 test: $(VENV)/.installed $(LAMBDA_VENV)/.installed node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
-# zappa package|deploy|update STAGE, packaging the stage's own build of requirements.txt.
-# `make package` writes lambdazoom-STAGE.zip.
+# zappa package|deploy|update STAGE, packaging the stage's own build of requirements.txt (zappa_settings.json's
+# prebuild_script refuses any other virtualenv). `make package` writes lambdazoom-STAGE.zip.
 package deploy update: $(LAMBDA_VENV)/.installed
 	site=$$($(LAMBDA_VENV)/bin/python tools/lambda_site.py $(STAGE)) && \
 	VIRTUAL_ENV=$$site PATH=$(abspath $(LAMBDA_VENV))/bin:$$PATH \

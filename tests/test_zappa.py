@@ -236,6 +236,15 @@ def test_an_arm64_stage_is_packaged_for_arm64_on_any_machine(arm64_package, pack
     assert files(arm64_package) == files(package)
 
 
+def test_zappa_refuses_to_package_a_virtualenv_of_this_machine(project):
+    """Run by hand from .venv-lambda, ``zappa package`` (``deploy``, ``update``) would ship this machine's
+    binaries and Zappa itself: the stages' prebuild_script stops it, saying what to run instead."""
+    done = zappa(project, "package", "dev", "-o", "refused.zip", offline=True)
+    assert done.returncode != 0
+    assert "make package STAGE=dev" in done.stderr
+    assert not (project / "refused.zip").exists()
+
+
 def test_the_stage_settings_name_the_target():
     production = lambda_site.stage_settings(SETTINGS, "production")
     assert lambda_site.target(production) == ("python3.13", DEV.get("architecture", "x86_64"))

@@ -11,7 +11,8 @@ installed by pip from manylinux wheels for the stage's ``architecture`` (``x86_6
     python tools/lambda_site.py STAGE    # builds the folder (or finds it up to date), prints its path
 
 The folder is rebuilt when requirements.txt or the target changes; pip's cache keeps the wheels between
-builds.
+builds. ``check`` is the stages' ``prebuild_script``: Zappa calls it before it packages (``package``,
+``deploy``, ``update``), and it refuses to package any other virtualenv.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -100,6 +102,19 @@ def build(runtime: str, architecture: str, requirements: Path, into: Path) -> Pa
     shutil.rmtree(folder, ignore_errors=True)
     scratch.rename(folder)
     return folder
+
+
+def check() -> None:
+    """Zappa's ``prebuild_script``: package only a folder this module built, never the virtualenv Zappa runs in
+    (that one holds Zappa, and binaries for this machine)."""
+    venv = Path(os.environ.get("VIRTUAL_ENV", ""))
+    if not (venv / MARKER).is_file():
+        raise SystemExit(
+            f"Zappa would package the virtualenv {venv} as it is: its binaries are this machine's and it holds "
+            "Zappa's tooling. Package, deploy and update through make, which builds the function's dependencies "
+            "for the stage's architecture: make package STAGE=dev, make deploy STAGE=production, "
+            "make update STAGE=production."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
