@@ -11,7 +11,8 @@ installed by pip from manylinux wheels for the stage's ``architecture`` (``x86_6
     python tools/lambda_site.py STAGE    # builds the folder (or finds it up to date), prints its path
 
 The folder is rebuilt when requirements.txt or the target changes; pip's cache keeps the wheels between
-builds. ``check`` is the stages' ``prebuild_script``: Zappa calls it before it packages (``package``,
+builds. One limit of pip's: it evaluates environment markers other than the Python version (``sys_platform``,
+``platform_machine``) for this machine, not the target; no dependency of requirements.txt has one today. ``check`` is the stages' ``prebuild_script``: Zappa calls it before it packages (``package``,
 ``deploy``, ``update``), and it refuses to package any other virtualenv.
 """
 
