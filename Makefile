@@ -1,27 +1,29 @@
 # One command each: `make demo`, `make test`, `make bench`, `make bench-upload` set up what they need.
 # Two virtualenvs, both built with python3.13, the Lambda runtime (from PATH or pyenv; override with
-# `make PYTHON=/path/to/python3.x`): .venv for tests, benchmarks and the demo; .venv-lambda holds only
-# requirements.txt, and is the one Zappa packages from (`make package`, or activate it and run zappa).
+# `make PYTHON=/path/to/python3.x`): .venv for tests, benchmarks and the demo; .venv-lambda runs Zappa and the
+# command line (requirements-deploy.txt). Zappa packages neither: `make package`/`deploy`/`update STAGE=...` hand
+# it .build/lambda-RUNTIME-ARCH, requirements.txt from manylinux wheels for the stage's `architecture` and
+# `runtime`, whatever this machine is (tools/lambda_site.py).
 PYTHON ?= $(firstword $(foreach candidate,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13),$(shell $(candidate) -c 'import sys; print("$(candidate)")' 2>/dev/null)))
 VENV := .venv
 BIN := $(VENV)/bin
 LAMBDA_VENV := .venv-lambda
 STAGE ?= dev
 
-.PHONY: demo test bench bench-upload bench-sizing package clean
+.PHONY: demo test bench bench-upload bench-sizing package deploy update clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "python3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt requirements-deploy.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(LAMBDA_VENV)/.installed: requirements.txt
+$(LAMBDA_VENV)/.installed: requirements.txt requirements-deploy.txt
 	@test -n "$(PYTHON)" || { echo "python3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	test -x $(LAMBDA_VENV)/bin/python || $(PYTHON) -m venv $(LAMBDA_VENV)
-	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
 	touch $@
 
 # The viewers' scripts (OpenSeadragon, geotiff-tilesource) at the versions package-lock.json pins.
@@ -35,8 +37,12 @@ demo: $(VENV)/.installed node_modules/.package-lock.json
 test: $(VENV)/.installed $(LAMBDA_VENV)/.installed node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
-package: $(LAMBDA_VENV)/.installed
-	VIRTUAL_ENV=$(abspath $(LAMBDA_VENV)) PATH=$(abspath $(LAMBDA_VENV))/bin:$$PATH zappa package $(STAGE) -o lambdazoom-$(STAGE).zip
+# zappa package|deploy|update STAGE, packaging the stage's own build of requirements.txt (zappa_settings.json's
+# prebuild_script refuses any other virtualenv). `make package` writes lambdazoom-STAGE.zip.
+package deploy update: $(LAMBDA_VENV)/.installed
+	site=$$($(LAMBDA_VENV)/bin/python tools/lambda_site.py $(STAGE)) && \
+	VIRTUAL_ENV=$$site PATH=$(abspath $(LAMBDA_VENV))/bin:$$PATH \
+	zappa $@ $(STAGE) $(if $(filter package,$@),-o lambdazoom-$(STAGE).zip)
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.tiler
@@ -48,4 +54,4 @@ bench-sizing: $(VENV)/.installed
 	$(BIN)/python -m bench.sizing
 
 clean:
-	rm -rf $(VENV) $(LAMBDA_VENV) node_modules bench/.cache
+	rm -rf $(VENV) $(LAMBDA_VENV) .build node_modules bench/.cache
