@@ -9,12 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import hypothesis
 import pytest
 from helpers import require
 
 import config
 import lambdazoom
 from s3zoom import clients, jobs
+
+# No test may depend on the machine's speed: Hypothesis's 200 ms deadline fails on a busy laptop.
+hypothesis.settings.register_profile("lambdazoom", deadline=None)
+hypothesis.settings.load_profile("lambdazoom")
 
 SOURCE_BUCKET = "lambdazoom-test-source"
 ZOOM_BUCKET = "lambdazoom-test-zoom"

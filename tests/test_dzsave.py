@@ -6,12 +6,12 @@ PNG tiles on both sides, so JPEG noise cannot hide a misplaced or mis-averaged p
 from pathlib import Path
 
 import pytest
+import pyvips
 from helpers import convert, psnr, sample_image, tile_files
 from PIL import Image
 
 from deepzoom.dzi import read_descriptor
 
-pyvips = pytest.importorskip("pyvips", reason="pyvips (with pyvips-binary) is a test dependency")
 
 
 def dzsave(source: Path, out: Path, tile_size: int, overlap: int) -> None:

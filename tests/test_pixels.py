@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pyvips
+import tifffile
 from helpers import assemble_level, convert
 
 import deepzoom
 
-pyvips = pytest.importorskip("pyvips", reason="libvips is the reference decoder")
-tifffile = pytest.importorskip("tifffile", reason="tifffile writes the TIFFs")
 
 WIDTH, HEIGHT = 61, 43  # odd, so no strip, tile or band boundary lines up by luck
 BACKGROUND = np.array([40.0, 160.0, 90.0])  # not grey, so a swapped or dropped channel shows

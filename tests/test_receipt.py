@@ -234,3 +234,24 @@ def test_a_tiff_conversion_carries_its_multipart_requests(counted, monkeypatch, 
     assert parts == -(-line["tiff_bytes"] // multipart.MIN_PART) >= 3
     assert line["requests"]["CreateMultipartUpload"] == line["requests"]["CompleteMultipartUpload"] == 1
     assert line["requests"]["PutObject"] == 2, "the page and the lease: no tile is an object of its own"
+
+
+def test_a_small_conversion_makes_at_most_ten_requests_besides_its_tiles(counted, monkeypatch, caplog):
+    """One plan per conversion: the source's stem and the pyramid's siblings are listed once, its folders once,
+    the source read in one GET; the last look lists the stem again. (The zoom bucket's region is asked once a
+    container, so a first conversion: see the receipt test above.)"""
+    caplog.set_level("INFO", "lambdazoom")
+    use_settings(monkeypatch, lease_seconds=86_400)
+    upload_image(counted.s3, SOURCE_BUCKET, "warm.jpg", sample_image(300, 200, seed=1))
+    lambdazoom.handler(counted.next_event(), None)  # the container's first: it asks for the zoom bucket's region
+    upload_image(counted.s3, SOURCE_BUCKET, "small.jpg", sample_image(700, 500, seed=2))  # 0.35 MP
+    event = counted.next_event()
+    counted.proxy.methods.clear()
+    assert lambdazoom.handler(event, None)["done"] == 1
+    line = lines(caplog)["small.jpg"]
+    seen = sum(counted.proxy.methods.values())
+    assert seen == sum(line["requests"].values())
+    assert seen - line["tiles"] <= 10, line["requests"]
+    counted.proxy.methods.clear()
+    assert lambdazoom.handler(event, None)["skipped"] == 1, "a redelivery"
+    assert sum(counted.proxy.methods.values()) <= 3, "the stem's listing, the siblings' listing, the .dzi's HEAD"

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import pyvips
 from helpers import sample_image
 from PIL import Image
 
@@ -23,7 +24,6 @@ import deepzoom
 from deepzoom import memory, source, streaming
 from deepzoom.limits import pillow_pixel_limit_lifted
 
-pyvips = pytest.importorskip("pyvips", reason="pyvips writes the tiled, BigTIFF and JPEG-in-TIFF files")
 
 
 def saved(tmp_path: Path, image: Image.Image, name: str, **options: object) -> Path:
