@@ -167,6 +167,8 @@ class Settings:
             problems.append("IIIF_OUTPUT is on but IIIF_BASE_URL is empty: set it to the zoom bucket's public URL")
         if not self.zoom_bucket:
             problems.append("S3_ZOOM_BUCKET is empty")
+        if problem := _prefix_problem(self.dest_prefix):
+            problems.append(f"DEST_PREFIX {self.dest_prefix!r} {problem}")
         if logging.getLevelName(self.log_level.upper()) not in range(51):
             problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}")
         if problems:
@@ -262,6 +264,20 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     if problems:
         raise SettingsError("; ".join(problems))
     return settings
+
+
+def _prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot begin every output key, if it cannot: S3 keys have no leading ``/``, and browsers,
+    URL libraries and the tile PUTs rewrite or refuse ``//`` and ``.``/``..`` segments."""
+    if prefix.startswith("/"):
+        return "starts with '/': S3 keys have no leading slash (write 'zoom/', not '/zoom/')"
+    if "//" in prefix:
+        return "has an empty segment ('//')"
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        return "has a '.' or '..' segment"
+    if any(ord(character) < 32 or ord(character) == 127 for character in prefix):
+        return "has control characters"
+    return None
 
 
 def _whole_number(text: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -124,3 +125,13 @@ def test_a_bad_setting_stops_the_start_before_any_s3_call(command):
     assert server.requests == 0
     if "-m" in command:
         assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("prefix", "said"),
+    [("/zoom/", "starts with '/'"), ("zoom//tiles/", "empty segment"), ("zoom/../x/", "'..' segment"), ("./", "'.'")],
+)
+def test_a_dest_prefix_no_key_can_carry_stops_the_start(prefix, said):
+    with pytest.raises(config.SettingsError, match=f"DEST_PREFIX {re.escape(repr(prefix))} .*{re.escape(said)}"):
+        config.from_environment({"DEST_PREFIX": prefix})
+    assert config.from_environment({"DEST_PREFIX": "zoom/"}).dest_prefix == "zoom/"

@@ -299,6 +299,7 @@ def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
     grants = logs + stage["extra_permissions"]
     source = source_arn(stage)
     zoom = "arn:aws:s3:::" + stage["aws_environment_variables"]["S3_ZOOM_BUCKET"]
+    prefix = stage["aws_environment_variables"].get("DEST_PREFIX", "")
     allowed = {
         (action, resource)
         for grant in grants
@@ -312,7 +313,7 @@ def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
         ("s3:ListBucket", source),
         ("s3:ListBucket", zoom),
         *(
-            (action, zoom + "/" + output)  # only the names the function writes: descriptors, pages, tiles, IIIF, TIFFs
+            (action, zoom + "/" + prefix + output)  # only what the function writes, under DEST_PREFIX
             for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
             for output in ("*.dzi", "*.html", "*.tif", "*_files/*", "*_iiif/*")
         ),
