@@ -19,7 +19,9 @@ from .iiif import IIIFLayout
 from .limits import IMAGE_FORMATS, Limits, formats_for
 from .memory import estimated_peak, memory_available
 from .naming import PyramidNames, tile_path
-from .pyramid import OUTPUTS, IIIFOutput, PyramidStats, parse_outputs, write_pyramid
+from .preview import SIDE as PREVIEW_SIDE
+from .preview import preview
+from .pyramid import OUTPUTS, IIIFOutput, PyramidStats, parse_outputs, tile_total, write_pyramid
 from .settings import DEFAULT_MAX_PIXELS, TileSettings
 from .sinks import DirectorySink, ObjectStream, TileSink
 from .source import SourceImage, check_header, open_image
@@ -36,6 +38,7 @@ __all__ = [
     "ImageTooLarge",
     "InvalidImage",
     "OUTPUTS",
+    "PREVIEW_SIDE",
     "ObjectStream",
     "Limits",
     "PyramidNames",
@@ -50,7 +53,9 @@ __all__ = [
     "memory_available",
     "open_image",
     "parse_outputs",
+    "preview",
     "tile_format",
     "tile_path",
+    "tile_total",
     "write_pyramid",
 ]

@@ -13,16 +13,13 @@ from . import (
     DEFAULT_MAX_PIXELS,
     FORMATS,
     DeepZoomError,
-    DeepZoomGeometry,
     DirectorySink,
-    IIIFLayout,
     IIIFOutput,
     Limits,
     TileSettings,
     memory_available,
 )
-from .pyramid import parse_outputs, write_pyramid
-from .pyramidal_tiff import tiff_tile_count
+from .pyramid import parse_outputs, tile_total, write_pyramid
 from .source import open_image
 
 
@@ -85,11 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepzoom: {args.src}: {_reason(error)}", file=sys.stderr)
         return 1
     iiif = IIIFOutput(args.iiif_id, args.iiif_tile_size) if args.iiif_id else None
-    total = DeepZoomGeometry(*image.size, settings.tile_size, settings.overlap).tile_count if "dzi" in outputs else 0
-    if "tiff" in outputs:
-        total += tiff_tile_count(*image.size, settings.tiff_tile_size)
-    if iiif is not None:
-        total += len(IIIFLayout(*image.size, iiif.tile_size, settings.format).all_paths()) - 1  # not info.json
+    total = tile_total(image.size, settings, outputs, iiif)
     with tqdm(total=total, unit="tile", disable=None, file=sys.stderr) as bar:
         try:
             stats = write_pyramid(

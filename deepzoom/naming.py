@@ -35,6 +35,16 @@ class PyramidNames:
         return f"{self.name}.html"
 
     @property
+    def status(self) -> str:
+        """What became of the conversion, for web apps to poll (s3zoom/status.py)."""
+        return f"{self.name}.status.json"
+
+    @property
+    def preview(self) -> str:
+        """A small picture of the whole image, made within seconds where that is cheap (preview.py)."""
+        return f"{self.name}.preview.jpg"
+
+    @property
     def tiff(self) -> str:
         """The pyramidal TIFF: every level in one file."""
         return f"{self.name}.tif"

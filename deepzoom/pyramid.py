@@ -24,7 +24,7 @@ from .geometry import DeepZoomGeometry
 from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
 from .iiif import IIIFLayout
 from .naming import PyramidNames
-from .pyramidal_tiff import PyramidalTiff
+from .pyramidal_tiff import PyramidalTiff, tiff_tile_count
 from .settings import TileSettings
 from .sinks import TileSink
 from .source import SourceImage
@@ -138,6 +138,18 @@ def write_pyramid(
     return PyramidStats(
         geometry.width, geometry.height, geometry.level_count, tiles, size, tiff.size if tiff is not None else 0
     )
+
+
+def tile_total(
+    size: tuple[int, int], settings: TileSettings, outputs: Collection[str], iiif: IIIFOutput | None = None
+) -> int:
+    """The tiles ``write_pyramid`` makes of an image of ``size`` (what its ``progress`` counts up to)."""
+    total = DeepZoomGeometry(*size, settings.tile_size, settings.overlap).tile_count if "dzi" in outputs else 0
+    if iiif is not None:
+        total += len(IIIFLayout(*size, iiif.tile_size, settings.format).all_paths()) - 1  # not info.json
+    if "tiff" in outputs:
+        total += tiff_tile_count(*size, settings.tiff_tile_size)
+    return total
 
 
 def _store_in_tiff(tiff: PyramidalTiff, level: int, column: int, row: int, tile: Image.Image) -> tuple[int, int]:

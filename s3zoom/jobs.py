@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from .page import CONTENT_TYPE as PAGE_CONTENT_TYPE
 from .page import viewer_page
 from .scratch import NoRoom, scratch_folder
 from .sink import S3Sink
+from .status import CONTENT_TYPE as STATUS_CONTENT_TYPE
+from .status import StatusDocument
 from .zoom import ZoomBucket, head, is_foreign, key_hash, marker, metadata_of, same_marker
 
 log = logging.getLogger("lambdazoom")
@@ -130,34 +133,126 @@ def convert(
                 return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
         descriptor = zoom.head(keys.descriptor) if keys.descriptor in present else None
         tiff = zoom.head(keys.tiff) if keys.tiff in present else None
-        listed = zoom.folder_files(keys)
-        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff, listed)
+        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff, listed := zoom.folder_files(keys))
         published = descriptor if "dzi" in settings.output else tiff
         if not force and published is not None and same_marker(metadata_of(published), marker(key, source, settings)):
             return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
-        timings: dict[str, float] = {}
+        status = _status_document(settings, zoom, keys, bucket, key, source, lease)
         try:
-            _admit_from_header(settings, s3, bucket, key, source)
-            with scratch_folder(settings.tmp_dir, source["ContentLength"]) as folder:
-                image, source = _fetch_and_decode(settings, s3, bucket, key, source, folder, timings)
-                lease.confirm()  # deletions follow: only by the lease's holder
-                if descriptor is not None:  # a different source or settings: no viewer may pair them with new tiles
-                    zoom.retire(keys)  # (a .tif is not retired: the new one replaces it whole when it is done)
-                # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go
-                # now, before the new descriptor marks the work done: a retry after a failure here sweeps again.
-                iiif = settings.iiif_for(keys.name)
-                orphans = zoom.sweep(keys, image.size, settings.tiles, iiif.tile_size if iiif else None, listed, present)
-                seen = {keys.tiff: tiff["ETag"]} if tiff is not None else {}
-                stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, seen, present, timings)
-                decoding = image.decoding
-        except NoRoom as error:
-            if error.ever:
-                raise RuntimeError(str(error)) from None  # other folders fill the space now: a retry may fit
-            raise PermanentFailure(str(error)) from None
-        except _Superseded as superseded:
-            withdrawn = zoom.withdraw(keys) if superseded.wrote else 0
-            return {"action": Outcome.SUPERSEDED, **report, "reason": f"{superseded} ({withdrawn} tiles withdrawn)"}
-    return _converted(report, settings, source, decoding, keys, stats, orphans, timings)
+            zoom_now = _ZoomNow(present, descriptor, tiff, listed)
+            return _convert_held(settings, zoom, keys, bucket, key, source, lease, status, report, zoom_now)
+        except PermanentFailure as failure:
+            status.failed(str(failure))  # the one-line reason of the log line, for the web app that waits
+            raise
+
+
+@dataclass(frozen=True)
+class _ZoomNow:
+    """The pyramid in the zoom bucket as the plan found it: its siblings listed, its ``.dzi`` and ``.tif`` read,
+    its folders listed."""
+
+    present: dict[str, dict[str, Any]]
+    descriptor: dict[str, Any] | None
+    tiff: dict[str, Any] | None
+    listed: list[str]
+
+
+def _convert_held(
+    settings: Settings,
+    zoom: ZoomBucket,
+    keys: PyramidKeys,
+    bucket: str,
+    key: str,
+    source: dict[str, Any],
+    lease: Lease,
+    status: StatusDocument,
+    report: dict[str, Any],
+    now: _ZoomNow,
+) -> dict[str, Any]:
+    """The conversion proper, once its lease is held and its plan says there is work: judge, download,
+    retire the old pyramid, sweep, publish; the report."""
+    present, descriptor, tiff, listed = now.present, now.descriptor, now.tiff, now.listed
+    timings: dict[str, float] = {}
+    try:
+        _admit_from_header(settings, zoom.s3, bucket, key, source)
+        with scratch_folder(settings.tmp_dir, source["ContentLength"]) as folder:
+            image, source = _fetch_and_decode(settings, zoom.s3, bucket, key, source, folder, timings)
+            status.document["source"]["version"] = source["VersionId"]
+            preview = _publish_preview(settings, zoom, keys, image, folder, marker(key, source, settings), lease, present)
+            lease.confirm()  # deletions follow: only by the lease's holder
+            if descriptor is not None:  # a different source or settings: no viewer may pair them with new tiles
+                zoom.retire(keys)  # (a .tif is not retired: the new one replaces it whole when it is done)
+            # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go
+            # now, before the new descriptor marks the work done: a retry after a failure here sweeps again.
+            iiif = settings.iiif_for(keys.name)
+            orphans = zoom.sweep(keys, image.size, settings.tiles, iiif.tile_size if iiif else None, listed, present)
+            seen = {keys.tiff: tiff["ETag"]} if tiff is not None else {}
+            status.expect(deepzoom.tile_total(image.size, settings.tiles, settings.output, iiif))
+            stats = _publish(settings, zoom, bucket, key, source, keys, image, lease, seen, present, status, timings)
+    except NoRoom as error:
+        if error.ever:
+            raise RuntimeError(str(error)) from None  # other folders fill the space now: a retry may fit
+        raise PermanentFailure(str(error)) from None
+    except _Superseded as superseded:
+        withdrawn = zoom.withdraw(keys) if superseded.wrote else 0
+        return {"action": Outcome.SUPERSEDED, **report, "reason": f"{superseded} ({withdrawn} tiles withdrawn)"}
+    done = _converted(report, settings, source, image.decoding, keys, stats, orphans, timings)
+    outputs = {name: done[name] for name in ("descriptor", "tiff", "iiif") if name in done}
+    outputs |= {"page": keys.page} if settings.viewer_pages else {}
+    outputs |= {"preview": keys.preview} if preview else {}
+    bill = receipt.current()
+    status.done(outputs, stats.bytes if "dzi" in settings.output else stats.tiff_bytes, bill.fields() if bill else {})
+    return done | ({"preview": keys.preview} if preview else {})
+
+
+def _status_document(
+    settings: Settings, zoom: ZoomBucket, keys: PyramidKeys, bucket: str, key: str, source: dict[str, Any], lease: Lease
+) -> StatusDocument:
+    """The pyramid's status document, written by this lease's holder with the pyramid's markers."""
+    metadata = marker(key, source, settings)
+
+    def put(body: bytes) -> None:
+        lease.check()
+        zoom.s3.put_object(
+            Bucket=zoom.name,
+            Key=keys.status,
+            Body=body,
+            ContentType=STATUS_CONTENT_TYPE,
+            CacheControl=settings.index_cache_control or "no-cache",
+            Metadata=metadata,
+        )
+
+    described = {"bucket": bucket, "key": key, "etag": source["ETag"].strip('"'), "version": ""}
+    return StatusDocument(put, described | {"size": source["ContentLength"]})
+
+
+def _publish_preview(
+    settings: Settings,
+    zoom: ZoomBucket,
+    keys: PyramidKeys,
+    image: deepzoom.SourceImage,
+    folder: Path,
+    metadata: dict[str, str],
+    lease: Lease,
+    present: dict[str, dict[str, Any]],
+) -> bool:
+    """``STEM.preview.jpg`` within seconds, where a reduced decode is cheap and the image is larger than a
+    preview (deepzoom/preview.py); an earlier one goes where none is made. True if one was published."""
+    made = deepzoom.preview(next(folder.glob("source.*"))) if max(image.size) > deepzoom.PREVIEW_SIDE else None
+    if made is None:
+        if keys.preview in present:
+            zoom.delete(zoom.ours([keys.preview]))
+        return False
+    lease.check()
+    zoom.s3.put_object(
+        Bucket=zoom.name,
+        Key=keys.preview,
+        Body=made,
+        ContentType="image/jpeg",
+        CacheControl=settings.index_cache_control or "no-cache",
+        Metadata=metadata,
+    )
+    return True
 
 
 def remove(settings: Settings, bucket: str, key: str, *, deadline: Deadline = Deadline()) -> dict[str, Any]:
@@ -316,11 +411,12 @@ def _publish(
     lease: Lease,
     seen: dict[str, str],
     present: dict[str, dict[str, Any]],
+    status: StatusDocument,
     timings: dict[str, float],
 ) -> deepzoom.PyramidStats:
     """Write the page and every tile, then, if this conversion is still current, the ``.tif`` and the ``.dzi``
     (``seen``: the ETags of the objects this conversion replaces, as it saw them at its start; ``present``:
-    the pyramid's siblings as planned)."""
+    the pyramid's siblings as planned; ``status`` hears of the progress)."""
     sink = S3Sink(
         _tile_store(settings, zoom.s3),
         s3=zoom.s3,
@@ -361,6 +457,7 @@ def _publish(
                 workers=settings.upload_concurrency,
                 iiif=settings.iiif_for(keys.name),
                 outputs=settings.output,
+                progress=status.progress,
                 before_publish=still_current,
             )
         except ReplacedMeanwhile as replaced:  # a newer conversion published its .tif first
@@ -425,6 +522,7 @@ def _page_for(settings: Settings, keys: PyramidKeys) -> bytes:
         kind=kind,
         geotiff_tilesource_url=settings.geotiff_tilesource_url,
         geotiff_tilesource_integrity=settings.geotiff_tilesource_sri,
+        status_url=quote(stem) + ".status.json",
     )
 
 

@@ -55,4 +55,4 @@ def is_own_output(key: str, dest_prefix: str) -> bool:
     """Could this key have been written by LambdaZoom (so converting it would loop)?"""
     if dest_prefix and key.startswith(dest_prefix):
         return True
-    return key.endswith((".dzi", ".html")) or "_files/" in key or "_iiif/" in key
+    return key.endswith((".dzi", ".html", ".status.json", ".preview.jpg")) or "_files/" in key or "_iiif/" in key

@@ -166,7 +166,7 @@ class ZoomBucket:
 
     def siblings(self, keys: PyramidKeys) -> dict[str, dict[str, Any]]:
         """The pyramid's ``.dzi``, page and ``.tif`` that exist, as one listing shows them, by key."""
-        wanted = {keys.descriptor, keys.page, keys.tiff}
+        wanted = {keys.descriptor, keys.page, keys.tiff, keys.status, keys.preview}
         prefix = keys.name + "."  # the folder's other objects are listed as common prefixes, not one by one
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, Delimiter="/")
         return {item["Key"]: item for page in pages for item in page.get("Contents", []) if item["Key"] in wanted}
@@ -214,7 +214,7 @@ class ZoomBucket:
     def remove(self, keys: PyramidKeys) -> int:
         """Delete the whole pyramid, ``.dzi`` and ``.tif`` first, but for what is someone else's; returns the tiles
         deleted."""
-        self.delete(self.ours([keys.descriptor, keys.tiff, keys.page]))
+        self.delete(self.ours([keys.descriptor, keys.tiff, keys.page, keys.status, keys.preview]))
         listed = self.folder_files(keys)
         if foreign := self.foreign_tile(keys, listed):
             log.warning("left alone: %s and the tiles beside it are not LambdaZoom's", foreign)

@@ -22,6 +22,7 @@ hypothesis.settings.register_profile("lambdazoom", deadline=None)
 hypothesis.settings.load_profile("lambdazoom")
 
 SOURCE_BUCKET = "lambdazoom-test-source"
+SLOW = 0.03  # seconds the slow S3 holds each request
 ZOOM_BUCKET = "lambdazoom-test-zoom"
 
 
@@ -136,3 +137,14 @@ def browser() -> Iterator[object]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def slow_s3(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The handler talks to S3 through a proxy that holds each request ``SLOW`` seconds (a slow S3)."""
+    from localaws.proxy import FaultyProxy
+
+    with FaultyProxy(stack.endpoint_url, latency=SLOW) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
+        forget_clients()
+        yield stack

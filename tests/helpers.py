@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import os
@@ -157,14 +156,15 @@ def make_pyramidal_tiff(source: Path, path: Path) -> None:
     deepzoom.write_pyramid(image, deepzoom.DirectorySink(path.parent), path.stem, outputs=("tiff",))
 
 
-def pyramid_keys(name: str, width: int, height: int) -> list[str]:
-    """Every key a conversion writes for an image of that size, under the current config: the
-    descriptor, the viewer page (when on) and the tiles."""
+def pyramid_keys(name: str, width: int, height: int, preview: bool = False) -> list[str]:
+    """Every key a conversion writes for an image of that size, under the current config: the descriptor,
+    the viewer page (when on), the status document, the tiles, and the preview (a JPEG over 1,024 px)."""
     settings = lambdazoom.SETTINGS.tiles
     keys = PyramidKeys(name)
     geometry = deepzoom.DeepZoomGeometry(width, height, settings.tile_size, settings.overlap)
     page = [keys.page] if lambdazoom.SETTINGS.viewer_pages else []
-    return sorted([keys.descriptor, *page, *keys.tiles(geometry, settings.format)])
+    small = [keys.preview] if preview else []
+    return sorted([keys.descriptor, *page, keys.status, *small, *keys.tiles(geometry, settings.format)])
 
 
 WAIT_FOR_TILES = """() => new Promise(resolve => {

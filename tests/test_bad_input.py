@@ -210,7 +210,6 @@ def test_what_libtiff_and_pillow_warn_of_stays_off_stderr(tmp_path):
 
 
 def test_libtiff_warnings_go_to_the_debug_log(caplog, capfd):
-    import ctypes
 
     from deepzoom import libtiff
 

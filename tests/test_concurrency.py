@@ -28,7 +28,6 @@ from s3zoom.events import s3_event
 from s3zoom.keys import PyramidKeys
 from s3zoom.lease import LeaseLost, StemBusy, leased, shortest_ttl
 
-SLOW = 0.03  # seconds the proxy holds each request
 
 
 def run_at_once(*calls: Callable[[], Any]) -> list[Any]:
@@ -73,15 +72,6 @@ def outcomes(caplog: pytest.LogCaptureFixture, key: str) -> list[str]:
         if isinstance(line, dict) and line.get("key") == key:
             found.append(line["action"])
     return found
-
-
-@pytest.fixture
-def slow_s3(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The handler talks to S3 through a proxy that holds each request ``SLOW`` seconds."""
-    with FaultyProxy(stack.endpoint_url, latency=SLOW) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
-        forget_clients()
-        yield stack
 
 
 def test_two_sources_of_one_stem_at_once_publish_the_newest_only(slow_s3, caplog):

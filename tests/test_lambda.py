@@ -44,14 +44,15 @@ def test_converts_an_upload_into_a_complete_pyramid(s3, caplog):
     page = s3.get_object(Bucket=ZOOM_BUCKET, Key="photos/a b.html")
     assert page["ContentType"] == "text/html; charset=utf-8"
     html = page["Body"].read().decode()
-    assert '"tileSources": "a%20b.dzi"' in html, "the descriptor beside the page, by a relative URL"
+    assert 'viewer.open("a%20b.dzi")' in html, "the descriptor beside the page, by a relative URL"
+    assert 'fetch("a%20b.status.json"' in html, "it opens once the status says done"
     assert (
         f'<script src="{lambdazoom.SETTINGS.openseadragon_url}openseadragon.min.js" integrity="{lambdazoom.SETTINGS.openseadragon_sri}" '
         'crossorigin="anonymous">' in html
     )
 
     (line,) = [line for line in json_lines(caplog) if line["action"] == "converted"]
-    assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 2
+    assert line["key"] == "photos/a b.jpg" and line["pixels"] == 700 * 450 and line["tiles"] == len(written) - 3  # the .dzi, page and status
     assert line["bytes"] > 0 and line["output_bytes"] > 0 and line["levels"] == 11
     assert set(line["seconds"]) == {"download", "open", "tile_upload"}
     assert line["decoding"] == "streamed"
@@ -262,7 +263,9 @@ def test_object_bigger_than_free_scratch_space_fails_cleanly(s3, monkeypatch, ca
     upload_image(s3, SOURCE_BUCKET, "huge.jpg", sample_image(30, 30))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 5))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "huge.jpg"), None)["failed"] == 1
-    assert "ephemeral storage" in caplog.text and keys_in(s3, ZOOM_BUCKET) == []
+    assert "ephemeral storage" in caplog.text and keys_in(s3, ZOOM_BUCKET) == ["huge.status.json"]
+    status = json.loads(s3.get_object(Bucket=ZOOM_BUCKET, Key="huge.status.json")["Body"].read())
+    assert status["state"] == "failed" and "raise the function's ephemeral storage" in status["reason"]
 
 
 def test_object_deleted_before_conversion_is_skipped(s3):

@@ -15,7 +15,7 @@ import tifffile
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET, use_settings
 from helpers import keys_in, sample_image, upload_image
 from PIL import Image
-from test_concurrency import outcomes, run_at_once, slow_s3  # noqa: F401 - slow_s3 is a fixture
+from test_concurrency import outcomes, run_at_once
 
 import deepzoom
 import lambdazoom

@@ -315,7 +315,7 @@ def least_privilege(stage: dict[str, Any] = DEV) -> list[dict[str, Any]]:
         *(
             (action, zoom + "/" + prefix + output)  # only what the function writes, under DEST_PREFIX
             for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
-            for output in ("*.dzi", "*.html", "*.tif", "*_files/*", "*_iiif/*")
+            for output in ("*.dzi", "*.html", "*.tif", "*.status.json", "*.preview.jpg", "*_files/*", "*_iiif/*")
         ),
     }
     for grant in logs:  # only the function's own log groups

@@ -1,0 +1,73 @@
+"""``STEM.status.json``: what became of an image, for web apps to poll (the log line is for operators).
+
+Written only by the conversion holding the pyramid's lease, with the pyramid's markers: ``converting``
+(with ``progress``, tiles written of tiles expected, at most every ``EVERY`` seconds, from the first of
+those on, so a conversion of a second or two writes none), then ``done`` (the outputs, their size and the
+cost receipt) or ``failed`` (the one-line reason of the log line). A source that does not own its stem,
+or is refused before the lease, never touches it; a removal deletes it with the pyramid.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+CONTENT_TYPE = "application/json"
+EVERY = 5.0  # seconds between two writes of a conversion's progress
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class StatusDocument:
+    """One conversion's status document; ``put`` stores its bytes (the lease's guard included)."""
+
+    def __init__(self, put: Callable[[bytes], None], source: dict[str, Any]) -> None:
+        self.put = put
+        self.document: dict[str, Any] = {"state": "converting", "source": source, "started": _now()}
+        self.started = time.monotonic()
+        self._written_at: float | None = None  # monotonic time of the last write, None before the first
+        self._expected = 0
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def expect(self, tiles: int) -> None:
+        """How many tiles the conversion will write."""
+        self._expected = tiles
+
+    def progress(self, tiles: int) -> None:
+        """``tiles`` more written (from any thread): writes ``converting`` once ``EVERY`` seconds have passed
+        since the start or the last write. A thread that finds another writing goes on without waiting."""
+        with self._lock:
+            self._done += tiles
+            now = time.monotonic()
+            due = now - (self._written_at if self._written_at is not None else self.started) >= EVERY
+            if not due:
+                return
+            self._written_at = now
+            progress = {"tiles_written": self._done, "tiles_expected": self._expected}
+        self._write(state="converting", progress=progress)
+
+    def done(self, outputs: dict[str, str], output_bytes: int, receipt: dict[str, Any]) -> None:
+        self._write(
+            state="done",
+            progress={"tiles_written": self._done, "tiles_expected": self._expected},
+            outputs=outputs,
+            output_bytes=output_bytes,
+            receipt=receipt,
+            finished=_now(),
+        )
+
+    def failed(self, reason: str) -> None:
+        self._write(state="failed", reason=reason, finished=_now())
+
+    def _write(self, **fields: Any) -> None:
+        with self._lock:
+            self.document |= fields | {"updated": _now()}
+            body = json.dumps(self.document, indent=1).encode()
+        self.put(body)
