@@ -59,7 +59,15 @@ class TransientFailure(RuntimeError):
 
 
 class Unreadable(ValueError):
-    """A message that is no S3 notification: no retry helps, but it must reach a dead-letter queue."""
+    """A message that is no S3 notification: no retry helps, but it must reach a dead-letter queue.
+
+    ``text`` is what could not be read (inside SNS's envelope, the message it carried), ``topic`` the
+    topic that sent it, if one did."""
+
+    def __init__(self, reason: str, text: str | None = None, topic: str | None = None) -> None:
+        super().__init__(reason)
+        self.text = text
+        self.topic = topic
 
 
 def is_sqs(event: dict[str, Any]) -> bool:
@@ -113,7 +121,10 @@ def _read(body: str, message_id: str, *, sns_envelope: bool = True, **logged: An
     try:
         return _notification_records(body, sns_envelope)
     except Unreadable as error:
-        shown = body if len(body) <= 500 else body[:500] + "..."
+        text = body if error.text is None else error.text
+        if error.topic is not None:
+            logged["topic"] = error.topic
+        shown = text if len(text) <= 500 else text[:500] + "..."
         report = {"action": "unreadable", "message": message_id, "reason": str(error), **logged, "body": shown}
         log.error(json.dumps(report))
         raise
@@ -122,9 +133,17 @@ def _read(body: str, message_id: str, *, sns_envelope: bool = True, **logged: An
 def _notification_records(body: str, sns_envelope: bool) -> list[S3Record]:
     notification = _json(body, "the body")
     if sns_envelope and isinstance(notification, dict) and "TopicArn" in notification and "Type" in notification:
+        topic = str(notification["TopicArn"])
         if notification["Type"] != "Notification":  # a SubscriptionConfirmation: someone must see it
-            raise Unreadable(f"an SNS {notification['Type']} message, not a notification")
-        notification = _json(notification.get("Message"), "the SNS message")
+            raise Unreadable(f"an SNS {notification['Type']} message, not a notification", topic=topic)
+        try:
+            return _s3_notification_records(_json(notification.get("Message"), "the SNS message"))
+        except Unreadable as error:
+            raise Unreadable(str(error), text=str(notification.get("Message")), topic=topic) from None
+    return _s3_notification_records(notification)
+
+
+def _s3_notification_records(notification: Any) -> list[S3Record]:
     if isinstance(notification, dict) and notification.get("Event") == "s3:TestEvent":
         return []
     records = s3_records(notification)

@@ -325,7 +325,9 @@ def test_bodies_the_function_cannot_read_are_named_for_the_dead_letter_queue(sta
     caplog.clear()
     answer = lambdazoom.handler({"Records": messages}, None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": m["messageId"]} for m in messages]}
-    reasons = [report["reason"] for report in unreadable_reports(caplog)]
+    reports = unreadable_reports(caplog)
+    assert reports[2]["body"] == "the topic has other publishers" and reports[2]["topic"] == stack.topic, "unwrapped"
+    reasons = [report["reason"] for report in reports]
     assert reasons == [
         "the body is not JSON",
         "not an S3 notification",
