@@ -13,7 +13,8 @@ from typing import Any
 
 import boto3
 
-EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]  # as `wire` subscribes
+from s3zoom.wire import EVENTS  # what the bucket notifies: created, removed and lifecycle-expired objects
+
 VIA = ("queue", "sns", "sns-raw")  # S3 -> SQS; S3 -> SNS -> SQS in SNS's envelope; the same with raw delivery
 
 

@@ -15,7 +15,7 @@ from .jobs import Outcome
 
 log = logging.getLogger("lambdazoom")
 
-QUEUED = ("aws:sqs", "aws:sns")  # the sources whose records carry S3 notifications as messages
+MESSAGE_SOURCES = ("aws:sqs", "aws:sns")  # services whose records carry S3 notifications as messages
 _COUNTED_AS = {Outcome.CONVERTED: "done", Outcome.REMOVED: "done", Outcome.FAILED: "failed"}  # the rest: skipped
 
 
@@ -45,7 +45,7 @@ def handle_event(event: Any, settings: Settings, context: Any = None) -> dict[st
     Never lets a ``TypeError`` escape: Zappa would take it for a signature mismatch and call the
     handler again with fewer arguments.
     """
-    if isinstance(event, dict) and ("tasks" in event or "source" in event or _first_source(event) in QUEUED):
+    if isinstance(event, dict) and ("tasks" in event or "source" in event or _first_source(event) in MESSAGE_SOURCES):
         from . import sources  # Powertools, loaded only for the shapes that need it
 
         if sources.is_sqs(event):

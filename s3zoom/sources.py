@@ -92,7 +92,8 @@ def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, contex
     """Do the work of each S3 record of each message with ``handle``; the partial batch response."""
 
     def message(record: SQSRecord) -> None:
-        records = _read(record.body, record.message_id, receives=record.attributes.approximate_receive_count)
+        receives = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+        records = _read(record.body, record.message_id, receives=receives)
         if not records:
             log.info(json.dumps({"action": "ignored", "reason": "S3 test message", "message": record.message_id}))
             return
@@ -105,8 +106,8 @@ def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, contex
 
 
 def sns_records(event: dict[str, Any]) -> list[S3Record]:
-    """The S3 records of the notifications SNS delivered to the function; raises :class:`Unreadable` if
-    a message is none (S3's test message has none)."""
+    """The S3 records of the notifications SNS delivered to the function (none for S3's test message);
+    raises :class:`Unreadable` for a message that is no S3 notification."""
     found = []
     for record in SNSEvent(event).records:
         sns = record.get("Sns")

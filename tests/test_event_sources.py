@@ -199,8 +199,8 @@ def test_eventbridge_keys_sent_as_they_are_still_find_their_object(s3, key):
 def lifecycle_eventbridge(key: str, deletion_type: str, bucket: str = SOURCE_BUCKET) -> dict[str, Any]:
     """EventBridge's "Object Deleted" for a lifecycle expiration, as AWS documents it."""
     event = eventbridge("Object Deleted", key, bucket)
-    lifecycle_fields = {"reason": "Lifecycle Expiration", "deletion-type": deletion_type, "requester": "s3.amazonaws.com"}
-    event["detail"].update(lifecycle_fields)
+    event["detail"].update(reason="Lifecycle Expiration", requester="s3.amazonaws.com")
+    event["detail"]["deletion-type"] = deletion_type  # "Permanently Deleted" or "Delete Marker Created"
     return event
 
 
