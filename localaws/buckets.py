@@ -2,6 +2,8 @@
 
 moto delivers S3 notifications to SQS without Docker (to Lambda it would need Docker), so the
 queue is how tests and the demo get the very events S3 produces and hand them to the handler.
+The bucket can notify the queue itself, or an SNS topic the queue subscribes to (a fan-out), with or
+without ``RawMessageDelivery``: moto's SNS then delivers to the queue what SNS would.
 """
 
 from __future__ import annotations
@@ -11,28 +13,38 @@ from typing import Any
 
 import boto3
 
+from s3zoom.wire import EVENTS  # what the bucket notifies: created, removed and lifecycle-expired objects
+
+VIA = ("queue", "sns", "sns-raw")  # S3 -> SQS; S3 -> SNS -> SQS in SNS's envelope; the same with raw delivery
+
 
 class WatchedBuckets:
-    """Both buckets and the queue; ``next_event()`` is the next event S3 sent."""
+    """Both buckets and the queue; ``next_event()`` is the next event S3 sent (``via`` "sns": in SNS's
+    envelope, as the queue received it)."""
 
-    def __init__(self, endpoint_url: str, source_bucket: str, zoom_bucket: str) -> None:
+    def __init__(self, endpoint_url: str, source_bucket: str, zoom_bucket: str, via: str = "queue") -> None:
+        if via not in VIA:
+            raise ValueError(f"via is one of {', '.join(VIA)}, not {via!r}")
         self.endpoint_url = endpoint_url
+        self.via = via
         self.source_bucket = source_bucket
         self.zoom_bucket = zoom_bucket
         self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
         self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
+        self.sns = boto3.client("sns", endpoint_url=endpoint_url)
         self.s3.create_bucket(Bucket=source_bucket)
         self.s3.create_bucket(Bucket=zoom_bucket)
         self.queue = self.sqs.create_queue(QueueName="lambdazoom-events")["QueueUrl"]
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]
-        self.s3.put_bucket_notification_configuration(
-            Bucket=source_bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {"QueueArn": attributes["QueueArn"], "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-                ]
-            },
-        )
+        self.topic: str | None = None
+        if via == "queue":
+            notification = {"QueueConfigurations": [{"QueueArn": attributes["QueueArn"], "Events": EVENTS}]}
+        else:
+            self.topic = self.sns.create_topic(Name="lambdazoom-uploads")["TopicArn"]
+            raw = {"RawMessageDelivery": "true"} if via == "sns-raw" else {}  # (moto's Subscribe reads "false" as on)
+            self.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=attributes["QueueArn"], Attributes=raw)
+            notification = {"TopicConfigurations": [{"TopicArn": self.topic, "Events": EVENTS}]}
+        self.s3.put_bucket_notification_configuration(Bucket=source_bucket, NotificationConfiguration=notification)
         self.setup_events = self.drain()  # S3 sends an s3:TestEvent when notifications are set up
 
     def drain(self) -> list[dict[str, Any]]:
@@ -94,3 +106,12 @@ def sqs_record(
         "eventSourceARN": queue_arn,
         "awsRegion": queue_arn.split(":")[3],
     }
+
+
+def sns_record(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
+    """The record SNS sends a subscribed function (``Records[].Sns``), made from the envelope of the same
+    notification SNS delivered to a queue: the fields are SNS's own, two of them spelt otherwise."""
+    names = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
+    message = {names.get(name, name): value for name, value in envelope.items()}
+    message.setdefault("MessageAttributes", {})
+    return {"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": subscription_arn, "Sns": message}

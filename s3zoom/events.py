@@ -8,6 +8,9 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 FORCE_FIELD = "lambdazoom"  # a record field of our own: {"force": true}
+# An object deleted by a request, or expired by a lifecycle rule (``LifecycleExpiration:Delete``, or
+# ``LifecycleExpiration:DeleteMarkerCreated`` in a versioned bucket), which S3 never reports as ObjectRemoved.
+REMOVED_EVENTS = ("ObjectRemoved:", "LifecycleExpiration:")
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class S3Record:
 
     @property
     def removed(self) -> bool:
-        return self.event_name.startswith("ObjectRemoved:")
+        return self.event_name.startswith(REMOVED_EVENTS)
 
 
 def s3_records(event: Any) -> list[S3Record]:

@@ -18,6 +18,7 @@ from .jobs import Outcome
 
 log = logging.getLogger("lambdazoom")
 
+MESSAGE_SOURCES = ("aws:sqs", "aws:sns")  # services whose records carry S3 notifications as messages
 _COUNTED_AS = {Outcome.CONVERTED: "done", Outcome.REMOVED: "done", Outcome.FAILED: "failed"}  # the rest: skipped
 
 
@@ -41,18 +42,21 @@ class RetryableFailure(RuntimeError):
 def handle_event(event: Any, settings: Settings, context: Any = None) -> dict[str, Any]:
     """Handle an event of any shape the function is sent, and answer as its sender expects.
 
-    S3 notifications (directly, or by S3 itself) and EventBridge events: convert created objects,
-    remove deleted ones, and raise :class:`RetryableFailure` if any failed for a reason that may pass.
-    SQS batches and S3 Batch Operations get the answers their services read (see sources.py).
+    S3 notifications (directly, by S3 itself or through SNS) and EventBridge events: convert created
+    objects, remove deleted and lifecycle-expired ones, and raise :class:`RetryableFailure` if any failed
+    for a reason that may pass. SQS batches and S3 Batch Operations get the answers their services read
+    (see sources.py).
     Never lets a ``TypeError`` escape: Zappa would take it for a signature mismatch and call the
     handler again with fewer arguments.
     """
     handle = functools.partial(handle_record, deadline=Deadline.of(context, settings.deadline_margin_seconds))
-    if isinstance(event, dict) and ("tasks" in event or "source" in event or _first_source(event) == "aws:sqs"):
+    if isinstance(event, dict) and ("tasks" in event or "source" in event or _first_source(event) in MESSAGE_SOURCES):
         from . import sources  # Powertools, loaded only for the shapes that need it
 
         if sources.is_sqs(event):
             return sources.handle_sqs(event, settings, handle, context)
+        if sources.is_sns(event):  # an unreadable message raises: retried, then the on-failure destination
+            return _handle_records(sources.sns_records(event), event, settings, handle)
         if sources.is_batch_operations(event):
             return sources.handle_batch_operations(event, settings, handle)
         if sources.is_eventbridge(event):
@@ -132,10 +136,11 @@ def _warn_if_zoom_bucket_is_unprefixed_source(bucket: str, settings: Settings) -
 
 
 def _first_source(event: dict[str, Any]) -> Any:
-    """The ``eventSource`` of an event's first record (``aws:s3``, ``aws:sqs``), if it has records."""
+    """The ``eventSource`` of an event's first record (``aws:s3``, ``aws:sqs``; SNS spells it
+    ``EventSource``: ``aws:sns``), if it has records."""
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
-        return records[0].get("eventSource")
+        return records[0].get("eventSource") or records[0].get("EventSource")
     return None
 
 

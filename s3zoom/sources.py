@@ -1,13 +1,20 @@
-"""The other ways events reach the function, besides S3 notifying it directly: SQS, EventBridge and
+"""The other ways events reach the function, besides S3 notifying it directly: SQS, SNS, EventBridge and
 S3 Batch Operations, each read with Powertools' event data classes and answered as its service expects.
 
-- **SQS** (S3 -> SQS -> Lambda): each message's body is an S3 notification (keys URL-encoded, as S3
-  sends them) or S3's test message. The answer names exactly the messages whose work failed for a
-  reason that may pass (``{"batchItemFailures": [...]}``, with ``ReportBatchItemFailures`` on the event
-  source mapping), so only those are delivered again, and after ``maxReceiveCount`` go to the
-  dead-letter queue. Permanent failures, and messages that are not S3 notifications, are logged and
-  acknowledged.
-- **EventBridge** ``Object Created``/``Object Deleted`` from ``aws.s3``: one object per event. A
+- **SQS** (S3 -> SQS -> Lambda, or S3 -> SNS -> SQS -> Lambda): each message's body is an S3
+  notification (keys URL-encoded, as S3 sends them) or S3's test message, either as it is or, when SNS
+  fans it out to the queue without ``RawMessageDelivery``, inside SNS's envelope (``{"Type":
+  "Notification", "Message": "<the notification as a string>", ...}``). The answer names exactly the
+  messages whose work failed for a reason that may pass (``{"batchItemFailures": [...]}``, with
+  ``ReportBatchItemFailures`` on the event source mapping), so only those are delivered again, and after
+  ``maxReceiveCount`` go to the dead-letter queue. Permanent failures are logged and acknowledged. A body
+  the function cannot read (no S3 notification, another SNS message type) is logged and named too:
+  retries cannot help it, but only so does it reach the dead-letter queue instead of being deleted unseen.
+- **SNS** (S3 -> SNS -> Lambda): each record's ``Sns.Message`` is an S3 notification or S3's test
+  message; handled as S3's own notifications are. An unreadable one fails the invocation, so that Lambda's
+  retries end in the function's on-failure destination.
+- **EventBridge** ``Object Created``/``Object Deleted`` from ``aws.s3``: one object per event (a
+  lifecycle rule's expiration is an ``Object Deleted`` with reason ``Lifecycle Expiration``). A
   failure that may pass raises, so Lambda (and then EventBridge) retries it.
 - **S3 Batch Operations** (schema 1.0 and 2.0, one task an invocation): its result, ``Succeeded``,
   ``TemporaryFailure`` (Batch Operations retries it) or ``PermanentFailure``, with the reason.
@@ -25,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3BatchOperationEvent, SQSRecord
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3BatchOperationEvent, SNSEvent, SQSRecord
 from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event import (
     S3BatchOperationResponse,
     S3BatchOperationResponseRecord,
@@ -52,9 +59,26 @@ class TransientFailure(RuntimeError):
     """Work that failed for a reason that may pass: the service should deliver it again."""
 
 
+class Unreadable(ValueError):
+    """A message that is no S3 notification: no retry helps, but it must reach a dead-letter queue.
+
+    ``text`` is what could not be read (inside SNS's envelope, the message it carried), ``topic`` the
+    topic that sent it, if one did."""
+
+    def __init__(self, reason: str, text: str | None = None, topic: str | None = None) -> None:
+        super().__init__(reason)
+        self.text = text
+        self.topic = topic
+
+
 def is_sqs(event: dict[str, Any]) -> bool:
     records = event.get("Records")
     return bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs"
+
+
+def is_sns(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return bool(records) and isinstance(records[0], dict) and records[0].get("EventSource") == "aws:sns"
 
 
 def is_eventbridge(event: dict[str, Any]) -> bool:
@@ -71,18 +95,10 @@ def handle_sqs(event: dict[str, Any], settings: Settings, handle: Handle, contex
     soon: list[SQSRecord] = []
 
     def message(record: SQSRecord) -> None:
-        try:
-            body = json.loads(record.body)
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
+        receives = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+        records = _read(record.body, record.message_id, receives=receives)
+        if not records:
             log.info(json.dumps({"action": "ignored", "reason": "S3 test message", "message": record.message_id}))
-            return
-        records = s3_records(body) if isinstance(body, dict) else []
-        if not records:  # nothing any retry could do: acknowledged, and said
-            log.error(
-                json.dumps({"action": "failed", "message": record.message_id, "reason": "not an S3 notification"})
-            )
             return
         handled = [handle(found, settings) for found in records]
         if errors := [each.retry for each in handled if each.retry]:
@@ -115,6 +131,61 @@ def _deliver_again_after(messages: list[SQSRecord], seconds: int) -> None:
                 sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
         except Exception as error:  # noqa: BLE001 - the messages still come back, only later
             log.warning("could not shorten the visibility of %d messages of %s: %s", len(records), arn, error)
+
+
+def sns_records(event: dict[str, Any]) -> list[S3Record]:
+    """The S3 records of the notifications SNS delivered to the function (none for S3's test message);
+    raises :class:`Unreadable` for a message that is no S3 notification."""
+    found = []
+    for record in SNSEvent(event).records:
+        sns = record.get("Sns")
+        sns = sns if isinstance(sns, dict) else {}  # a TypeError must not escape the handler
+        found += _read(str(sns.get("Message", "")), str(sns.get("MessageId", "")), sns_envelope=False)
+    return found
+
+
+def _read(body: str, message_id: str, *, sns_envelope: bool = True, **logged: Any) -> list[S3Record]:
+    """The S3 records of a message: an S3 notification, or (``sns_envelope``) SNS's envelope of one; none
+    for S3's test message. Anything else is logged and raises :class:`Unreadable`."""
+    try:
+        return _notification_records(body, sns_envelope)
+    except Unreadable as error:
+        text = body if error.text is None else error.text
+        if error.topic is not None:
+            logged["topic"] = error.topic
+        shown = text if len(text) <= 500 else text[:500] + "..."
+        report = {"action": "unreadable", "message": message_id, "reason": str(error), **logged, "body": shown}
+        log.error(json.dumps(report))
+        raise
+
+
+def _notification_records(body: str, sns_envelope: bool) -> list[S3Record]:
+    notification = _json(body, "the body")
+    if sns_envelope and isinstance(notification, dict) and "TopicArn" in notification and "Type" in notification:
+        topic = str(notification["TopicArn"])
+        if notification["Type"] != "Notification":  # a SubscriptionConfirmation: someone must see it
+            raise Unreadable(f"an SNS {notification['Type']} message, not a notification", topic=topic)
+        try:
+            return _s3_notification_records(_json(notification.get("Message"), "the SNS message"))
+        except Unreadable as error:
+            raise Unreadable(str(error), text=str(notification.get("Message")), topic=topic) from None
+    return _s3_notification_records(notification)
+
+
+def _s3_notification_records(notification: Any) -> list[S3Record]:
+    if isinstance(notification, dict) and notification.get("Event") == "s3:TestEvent":
+        return []
+    records = s3_records(notification)
+    if not records:
+        raise Unreadable("not an S3 notification")
+    return records
+
+
+def _json(text: Any, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise Unreadable(f"{what} is not JSON") from None
 
 
 def eventbridge_record(event: dict[str, Any], settings: Settings, s3: Any) -> S3Record | None:

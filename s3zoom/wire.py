@@ -6,9 +6,9 @@ Read from the stage's ``lambdazoom_wiring`` in ``zappa_settings.json`` (with ``e
 - ``"queue"`` given (S3 -> SQS -> Lambda, the production path): a dead-letter queue; the queue, with a
   visibility timeout six times the function's timeout and a redrive policy to the dead-letter queue
   after ``max_receive_count`` receives, and a policy letting the source bucket send to it; the bucket's
-  notification of created and removed objects to the queue (other notifications kept); and the event
-  source mapping from the queue to the function with ``batch_size``, ``ReportBatchItemFailures`` and
-  ``maximum_concurrency``.
+  notification of created, removed and lifecycle-expired objects to the queue (other notifications
+  kept); and the event source mapping from the queue to the function with ``batch_size``,
+  ``ReportBatchItemFailures`` and ``maximum_concurrency``.
 - ``"on_failure_queue"`` given (S3 invokes the function directly, the dev path): that queue, and the
   function's asynchronous invocation settings: ``maximum_retry_attempts``, ``maximum_event_age_seconds``
   and the queue as its on-failure destination, where events go once Lambda gives up on them.
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 VISIBILITY_PER_TIMEOUT = 6  # AWS's advice for a queue feeding a function: six times its timeout
-EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+# A lifecycle rule's expirations are no ObjectRemoved event: without them, expired images keep their pyramids.
+EVENTS = ["s3:LifecycleExpiration:*", "s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class _Wiring:
         found = self.s3.get_bucket_notification_configuration(Bucket=bucket)
         found.pop("ResponseMetadata", None)
         queues = found.get("QueueConfigurations", [])
-        if any(entry["QueueArn"] == queue_arn and sorted(entry["Events"]) == EVENTS for entry in queues):
+        if any(entry["QueueArn"] == queue_arn and sorted(entry["Events"]) == sorted(EVENTS) for entry in queues):
             return
         wanted = {
             **found,
@@ -177,7 +178,7 @@ class _Wiring:
             ],
         }
         self._change(
-            f"notify {queue_arn} of {bucket}'s created and removed objects",
+            f"notify {queue_arn} of {bucket}'s created, removed and expired objects",
             lambda: self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted),
         )
 

@@ -103,16 +103,17 @@ def s3(lambda_config: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str)
 
 
 @pytest.fixture
-def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def stack(lambda_config: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Any]:
     """moto's HTTP server on 127.0.0.1 with both buckets; the source bucket notifies a queue, so
-    ``stack.next_event()`` is an event S3 itself produced."""
+    ``stack.next_event()`` is an event S3 itself produced. Parametrized indirectly with "sns" or
+    "sns-raw", the bucket notifies an SNS topic that the queue subscribes to (see WatchedBuckets)."""
     from localaws.buckets import WatchedBuckets
     from localaws.server import LocalS3
 
     with LocalS3() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
         forget_clients()
-        yield WatchedBuckets(server.endpoint_url, SOURCE_BUCKET, ZOOM_BUCKET)
+        yield WatchedBuckets(server.endpoint_url, SOURCE_BUCKET, ZOOM_BUCKET, getattr(request, "param", "queue"))
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

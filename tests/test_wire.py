@@ -58,7 +58,7 @@ def test_the_production_stage_gets_a_queue_with_a_dead_letter_queue_and_a_mappin
         "QueueConfigurations"
     ]
     assert notified["QueueArn"] == attributes["QueueArn"] and sorted(notified["Events"]) == sorted(
-        ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]  # expirations are no ObjectRemoved
     )
     (mapping,) = aws.client("lambda").list_event_source_mappings(FunctionName="lambdazoom-production")[
         "EventSourceMappings"
@@ -85,6 +85,22 @@ def test_a_changed_setting_is_brought_back_and_nothing_else(aws):
     assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"] == {
         "VisibilityTimeout": "5400"
     }
+    assert wire(stage, aws) == []
+
+
+def test_a_queue_wired_before_lifecycle_expirations_is_subscribed_to_them(aws):
+    stage = Stage.read(SETTINGS, "production")
+    wire(stage, aws)
+    s3 = aws.client("s3")
+    (queue,) = s3.get_bucket_notification_configuration(Bucket="lambdazoom-source")["QueueConfigurations"]
+    old = {"QueueArn": queue["QueueArn"], "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+    s3.put_bucket_notification_configuration(
+        Bucket="lambdazoom-source", NotificationConfiguration={"QueueConfigurations": [old]}
+    )
+    (done,) = wire(stage, aws)
+    assert done.startswith("notify ") and done.endswith("created, removed and expired objects")
+    (queue,) = s3.get_bucket_notification_configuration(Bucket="lambdazoom-source")["QueueConfigurations"]
+    assert "s3:LifecycleExpiration:*" in queue["Events"]
     assert wire(stage, aws) == []
 
 

@@ -277,7 +277,7 @@ def test_deploy_schedule_and_undeploy(project, local_aws):
 
     (notification,) = s3.get_bucket_notification_configuration(Bucket=SOURCE_BUCKET)["LambdaFunctionConfigurations"]
     assert notification["LambdaFunctionArn"] == function["FunctionArn"]
-    assert sorted(notification["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    assert sorted(notification["Events"]) == ["s3:LifecycleExpiration:*", "s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     invoke = json.loads(boto3.client("lambda").get_policy(FunctionName=FUNCTION)["Policy"])["Statement"]
     assert any(grant["Principal"] == {"Service": "s3.amazonaws.com"} for grant in invoke)
 
