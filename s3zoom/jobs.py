@@ -15,6 +15,7 @@ brings it in, the old pyramid is retired and swept,
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import shutil
 import time
@@ -50,6 +51,9 @@ from .zoom import ZoomBucket, head, is_foreign, key_hash, marker, metadata_of, s
 log = logging.getLogger("lambdazoom")
 
 HEADER_BYTES = 256 * 1024  # enough for a JPEG's EXIF and ICC segments or a PNG's chunks before its pixels
+# A source up to this size is judged once downloaded (the same rules, by open_image): a hostile small file costs
+# a download of at most this, and an honest photo one request less than a header's range and then the file.
+JUDGED_AFTER_DOWNLOAD = 8 * 2**20
 # Sources up to 64 MiB come in one GET, larger ones in 64 MiB ranges, 4 at a time: s3transfer's 8 MiB default
 # made a 60 MB JPEG eight requests, a quarter of a TIFF conversion's.
 DOWNLOAD_IN_ONE = 64 * 2**20
@@ -133,11 +137,11 @@ def convert(
                 return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
         descriptor = zoom.head(keys.descriptor) if keys.descriptor in present else None
         tiff = zoom.head(keys.tiff) if keys.tiff in present else None
-        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff, listed := zoom.folder_files(keys))
+        _refuse_foreign_pyramid(zoom, keys, descriptor, tiff, listed := zoom.folder_files(keys, present))
         published = descriptor if "dzi" in settings.output else tiff
         if not force and published is not None and same_marker(metadata_of(published), marker(key, source, settings)):
             return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
-        status = _status_document(settings, zoom, keys, bucket, key, source, lease)
+        status = _status_document(settings, zoom, keys, bucket, key, source, lease, present)
         try:
             zoom_now = _ZoomNow(present, descriptor, tiff, listed)
             return _convert_held(settings, zoom, keys, bucket, key, source, lease, status, report, zoom_now)
@@ -179,7 +183,8 @@ def _convert_held(
             image, source = _fetch_and_decode(settings, zoom.s3, bucket, key, source, folder, timings)
             status.document["source"]["version"] = source["VersionId"]
             preview = _publish_preview(settings, zoom, keys, image, folder, marker(key, source, settings), lease, present)
-            lease.confirm()  # deletions follow: only by the lease's holder
+            if descriptor is not None or listed:  # an earlier pyramid's files go next: only by the lease's holder
+                lease.confirm()  # (and each batch of deletions checks the lease again)
             if descriptor is not None:  # a different source or settings: no viewer may pair them with new tiles
                 zoom.retire(keys)  # (a .tif is not retired: the new one replaces it whole when it is done)
             # With no descriptor up, files of an earlier pyramid that the new one will not overwrite can go
@@ -206,24 +211,38 @@ def _convert_held(
 
 
 def _status_document(
-    settings: Settings, zoom: ZoomBucket, keys: PyramidKeys, bucket: str, key: str, source: dict[str, Any], lease: Lease
+    settings: Settings,
+    zoom: ZoomBucket,
+    keys: PyramidKeys,
+    bucket: str,
+    key: str,
+    source: dict[str, Any],
+    lease: Lease,
+    present: dict[str, dict[str, Any]],
 ) -> StatusDocument:
-    """The pyramid's status document, written by this lease's holder with the pyramid's markers."""
-    metadata = marker(key, source, settings)
+    """The pyramid's status document, written by this lease's holder with the pyramid's markers (the source's
+    version among them, once the download has named it)."""
 
-    def put(body: bytes) -> None:
+    def put(document: dict[str, Any], body: bytes) -> None:
         lease.check()
+        described = {"ETag": document["source"]["etag"], "VersionId": document["source"]["version"]}
         zoom.s3.put_object(
             Bucket=zoom.name,
             Key=keys.status,
             Body=body,
             ContentType=STATUS_CONTENT_TYPE,
             CacheControl=settings.index_cache_control or "no-cache",
-            Metadata=metadata,
+            Metadata=marker(key, described, settings),
         )
 
+    def previous() -> dict[str, Any] | None:
+        """The document an earlier conversion left, if there is one (read only when it might say the same)."""
+        if keys.status not in present:
+            return None
+        return json.loads(zoom.s3.get_object(Bucket=zoom.name, Key=keys.status)["Body"].read())
+
     described = {"bucket": bucket, "key": key, "etag": source["ETag"].strip('"'), "version": ""}
-    return StatusDocument(put, described | {"size": source["ContentLength"]})
+    return StatusDocument(put, described | {"size": source["ContentLength"]}, previous)
 
 
 def _publish_preview(
@@ -379,10 +398,10 @@ def _fetch_and_decode(
 
 def _admit_from_header(settings: Settings, s3: Any, bucket: str, key: str, source: dict[str, Any]) -> None:
     """Refuse an image over the limits or the function's memory from its first bytes, before downloading it
-    (a source no larger than those bytes is judged by ``open_image`` once downloaded, by the same rules).
+    (a source up to ``JUDGED_AFTER_DOWNLOAD`` is judged by ``open_image`` once downloaded, by the same rules).
     Formats that keep their header further in (a TIFF whose directory is at the end) are judged after the
     download instead."""
-    if source["ContentLength"] <= HEADER_BYTES:
+    if source["ContentLength"] <= JUDGED_AFTER_DOWNLOAD:
         return
     first = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}", IfMatch=source["ETag"])
     try:

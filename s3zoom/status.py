@@ -25,10 +25,17 @@ def _now() -> str:
 
 
 class StatusDocument:
-    """One conversion's status document; ``put`` stores its bytes (the lease's guard included)."""
+    """One conversion's status document. ``put`` stores it (the document, and its bytes); ``previous`` reads
+    the one an earlier conversion left, if any."""
 
-    def __init__(self, put: Callable[[bytes], None], source: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        put: Callable[[dict[str, Any], bytes], None],
+        source: dict[str, Any],
+        previous: Callable[[], dict[str, Any] | None] = lambda: None,
+    ) -> None:
         self.put = put
+        self.previous = previous
         self.document: dict[str, Any] = {"state": "converting", "source": source, "started": _now()}
         self.started = time.monotonic()
         self._written_at: float | None = None  # monotonic time of the last write, None before the first
@@ -64,10 +71,19 @@ class StatusDocument:
         )
 
     def failed(self, reason: str) -> None:
+        """Say why; unless the document already says so of this very source (a redelivery, or a backfill
+        passing again): then it is left as it is, its times those of the first failure."""
+        earlier = self.previous()
+        if earlier and (earlier.get("state"), earlier.get("reason"), earlier.get("source")) == (
+            "failed",
+            reason,
+            self.document["source"],
+        ):
+            return
         self._write(state="failed", reason=reason, finished=_now())
 
     def _write(self, **fields: Any) -> None:
         with self._lock:
             self.document |= fields | {"updated": _now()}
             body = json.dumps(self.document, indent=1).encode()
-        self.put(body)
+        self.put(self.document, body)

@@ -165,14 +165,23 @@ class ZoomBucket:
         return None
 
     def siblings(self, keys: PyramidKeys) -> dict[str, dict[str, Any]]:
-        """The pyramid's ``.dzi``, page and ``.tif`` that exist, as one listing shows them, by key."""
+        """The pyramid's ``.dzi``, page, ``.tif``, status and preview that exist, by key, and its folders
+        (``NAME_files/``, ``NAME_iiif/``) that hold anything, as keys with no item: one listing shows them all,
+        the folders' contents standing as one common prefix each."""
         wanted = {keys.descriptor, keys.page, keys.tiff, keys.status, keys.preview}
-        prefix = keys.name + "."  # the folder's other objects are listed as common prefixes, not one by one
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, Delimiter="/")
-        return {item["Key"]: item for page in pages for item in page.get("Contents", []) if item["Key"] in wanted}
+        folders = {keys.files_prefix, keys.iiif_prefix}
+        found: dict[str, dict[str, Any]] = {}
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=keys.name, Delimiter="/")
+        for page in pages:
+            found |= {item["Key"]: item for item in page.get("Contents", []) if item["Key"] in wanted}
+            found |= {common["Prefix"]: {} for common in page.get("CommonPrefixes", []) if common["Prefix"] in folders}
+        return found
 
-    def folder_files(self, keys: PyramidKeys) -> list[str]:
-        """The pyramid's Deep Zoom tiles and IIIF files, in one listing of both folders."""
+    def folder_files(self, keys: PyramidKeys, present: dict[str, Any] | None = None) -> list[str]:
+        """The pyramid's Deep Zoom tiles and IIIF files, in one listing of both folders (none at all where
+        ``present``, its ``siblings``, shows both folders empty)."""
+        if present is not None and not {keys.files_prefix, keys.iiif_prefix} & present.keys():
+            return []
         return [key for key in self.listed(keys.name + "_") if keys.is_tile(key) or keys.is_iiif_file(key)]
 
     def listed(self, prefix: str) -> Iterator[str]:
@@ -212,10 +221,15 @@ class ZoomBucket:
         return self._delete_unwanted(keys, self.folder_files(keys), wanted=set())
 
     def remove(self, keys: PyramidKeys) -> int:
-        """Delete the whole pyramid, ``.dzi`` and ``.tif`` first, but for what is someone else's; returns the tiles
-        deleted."""
-        self.delete(self.ours([keys.descriptor, keys.tiff, keys.page, keys.status, keys.preview]))
-        listed = self.folder_files(keys)
+        """Delete the whole pyramid, ``.dzi``, ``.tif``, page, status and preview first, but for what is someone
+        else's; returns the tiles deleted."""
+        present = self.siblings(keys)
+        self.delete(
+            self.ours(
+                [key for key in (keys.descriptor, keys.tiff, keys.page, keys.status, keys.preview) if key in present]
+            )
+        )
+        listed = self.folder_files(keys, present)
         if foreign := self.foreign_tile(keys, listed):
             log.warning("left alone: %s and the tiles beside it are not LambdaZoom's", foreign)
             return 0

@@ -208,3 +208,15 @@ def view_matches_source(page, source: Image.Image) -> float:
     screenshot = Image.open(io.BytesIO(page.locator("#viewer").screenshot())).convert("RGB").crop(box)
     expected = source.resize(screenshot.size, Image.Resampling.BILINEAR, box=source_box, reducing_gap=2.0)
     return psnr(screenshot, expected)
+
+
+def assert_failed_and_nothing_else(client: Any, bucket: str, stem: str, reason: str, status: bool = True) -> None:
+    """A failed conversion left nothing in ``bucket`` but its status document, which says why (the log's reason);
+    not even that (``status`` False) where the key was refused before its conversion took the stem's lease."""
+    import json
+
+    assert keys_in(client, bucket) == ([f"{stem}.status.json"] if status else []), "no page, no tile, no descriptor"
+    if not status:
+        return
+    document = json.loads(client.get_object(Bucket=bucket, Key=f"{stem}.status.json")["Body"].read())
+    assert document["state"] == "failed" and document["reason"] == reason

@@ -356,7 +356,7 @@ def test_no_deletion_batch_goes_out_once_the_lease_is_lost(s3, monkeypatch):
 
     def stall_after_the_second(params: dict[str, Any], **_: Any) -> None:
         batches.append(len(params["Delete"]["Objects"]))
-        if len(batches) == 2:  # the .dzi, .tif and page went, then four tiles: now the holder stalls past its window
+        if len(batches) == 2:  # the .dzi, page and status went, then four tiles: now the holder stalls past its window
             (held,) = leases
             held.renewed_at -= held.ttl
 

@@ -20,6 +20,7 @@ import config
 import lambdazoom
 from localaws.proxy import FaultyProxy
 from s3zoom import jobs, prices, receipt
+from s3zoom.deadline import Deadline
 from s3zoom.events import s3_event
 from s3zoom.lease import leased
 
@@ -69,7 +70,7 @@ def test_a_conversion_and_a_removal_carry_the_requests_s3_saw(counted, monkeypat
     assert line["action"] == "converted"
     assert by_method(counted.s3, line["requests"]) == counted.proxy.methods, "s3transfer's download GET too"
     assert line["requests"]["HeadBucket"] == 1, "the zoom bucket's region, asked by the first conversion"
-    assert line["requests"]["PutObject"] == line["tiles"] + 3, "tiles, page, descriptor and the lease"
+    assert line["requests"]["PutObject"] == line["tiles"] + 4, "tiles, page, descriptor, status and the lease"
     assert line["gb_seconds"] > 0
     assert line["cost_usd"] > prices.cost_usd(line["requests"], 0, receipt.ARCHITECTURE)
 
@@ -106,10 +107,10 @@ def test_conversions_at_once_each_get_their_own_requests(counted, monkeypatch, c
     reports = lines(caplog)
     small, large = reports["small.jpg"], reports["large.jpg"]
     assert large["tiles"] > 2 * small["tiles"]
-    for line, header_reads in ((small, 0), (large, 1)):  # only a source over HEADER_BYTES is judged by a range first
-        assert line["requests"]["PutObject"] == line["tiles"] + 3
+    for line in (small, large):  # the tiles, page, descriptor, status and lease, and a JPEG over 1,024 px's preview
+        assert line["requests"]["PutObject"] == line["tiles"] + 4 + ("preview" in line)
         assert {op: n for op, n in line["requests"].items() if op != "PutObject"} == {
-            op: n + (header_reads if op == "GetObject" else 0) for op, n in alone.items() if op != "PutObject"
+            op: n for op, n in alone.items() if op != "PutObject"
         }
     assert by_method(counted.s3, Counter(small["requests"]) + Counter(large["requests"])) == counted.proxy.methods
 
@@ -137,7 +138,7 @@ def test_a_conversions_lease_renews_through_a_short_timeout_client_on_its_receip
     settings = lambdazoom.SETTINGS
     with receipt.tally(settings) as bill:
         s3 = jobs.client(settings)
-        with zoom.ZoomBucket(s3, settings).lease(PyramidKeys("r"), "r.jpg") as lease:
+        with zoom.ZoomBucket(s3, settings).lease(PyramidKeys("r"), "r.jpg", Deadline()) as lease:
             lease._renew()  # a beat, now
             renewals = lease.renewal_client()
         assert renewals is not s3
@@ -233,7 +234,7 @@ def test_a_tiff_conversion_carries_its_multipart_requests(counted, monkeypatch, 
     parts = line["requests"]["UploadPart"]
     assert parts == -(-line["tiff_bytes"] // multipart.MIN_PART) >= 3
     assert line["requests"]["CreateMultipartUpload"] == line["requests"]["CompleteMultipartUpload"] == 1
-    assert line["requests"]["PutObject"] == 2, "the page and the lease: no tile is an object of its own"
+    assert line["requests"]["PutObject"] == 3, "the page, the status and the lease: no tile is an object of its own"
 
 
 def test_a_small_conversion_makes_at_most_ten_requests_besides_its_tiles(counted, monkeypatch, caplog):

@@ -52,7 +52,7 @@ def test_one_object_per_image_with_the_pyramids_markers(tiff_output, caplog):
     caplog.set_level("INFO", "lambdazoom")
     upload_image(s3, SOURCE_BUCKET, "maps/a b.jpg", sample_image(900, 600), quality=90)
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "maps/a b.jpg"), None) == DONE
-    assert keys_in(s3, ZOOM_BUCKET) == ["maps/a b.html", "maps/a b.tif"]
+    assert keys_in(s3, ZOOM_BUCKET) == ["maps/a b.html", "maps/a b.status.json", "maps/a b.tif"]
     tif = s3.head_object(Bucket=ZOOM_BUCKET, Key="maps/a b.tif")
     assert tif["ContentType"] == "image/tiff"
     assert tif["CacheControl"] == lambdazoom.SETTINGS.index_cache_control, "replaced in place: revalidated"
@@ -152,7 +152,7 @@ def test_removal_leaves_nothing(tiff_output):
     s3 = tiff_output
     upload_image(s3, SOURCE_BUCKET, "f.jpg", sample_image(600, 400))
     lambdazoom.handler(s3_event(SOURCE_BUCKET, "f.jpg"), None)
-    assert keys_in(s3, ZOOM_BUCKET) == ["f.html", "f.tif"]
+    assert keys_in(s3, ZOOM_BUCKET) == ["f.html", "f.status.json", "f.tif"]
     s3.delete_object(Bucket=SOURCE_BUCKET, Key="f.jpg")
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "f.jpg", "ObjectRemoved:Delete"), None) == DONE
     assert keys_in(s3, ZOOM_BUCKET) == []
@@ -164,11 +164,12 @@ def test_switching_output_leaves_only_the_new_kind(s3, monkeypatch):
     assert "g.dzi" in keys_in(s3, ZOOM_BUCKET)
     use_settings(monkeypatch, output=("tiff",))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "g.jpg"), None) == DONE
-    assert keys_in(s3, ZOOM_BUCKET) == ["g.html", "g.tif"]
+    assert keys_in(s3, ZOOM_BUCKET) == ["g.html", "g.status.json", "g.tif"]
     use_settings(monkeypatch, output=("dzi", "tiff"))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "g.jpg"), None) == DONE
     both = keys_in(s3, ZOOM_BUCKET)
-    assert {"g.dzi", "g.tif", "g.html"} <= set(both) and len(both) == 3 + deepzoom.DeepZoomGeometry(600, 400).tile_count
+    assert {"g.dzi", "g.tif", "g.html", "g.status.json"} <= set(both)
+    assert len(both) == 4 + deepzoom.DeepZoomGeometry(600, 400).tile_count
     use_settings(monkeypatch, output=("dzi",))
     assert lambdazoom.handler(s3_event(SOURCE_BUCKET, "g.jpg"), None) == DONE
     assert "g.tif" not in keys_in(s3, ZOOM_BUCKET)
@@ -202,7 +203,7 @@ def test_two_sources_of_one_stem_at_once_publish_only_the_newer(slow_s3, monkeyp
     for _ in range(2):  # the first round and a round of redeliveries, each in both orders at once
         results = run_at_once(*(lambda event=event: lambdazoom.handler(event) for event in 2 * [jpg_event, png_event]))
         assert not [result for result in results if isinstance(result, Exception)], results
-        assert keys_in(slow_s3.s3, ZOOM_BUCKET) == ["a.html", "a.tif"]
+        assert keys_in(slow_s3.s3, ZOOM_BUCKET) == ["a.html", "a.status.json", "a.tif"]
         tif = slow_s3.s3.head_object(Bucket=ZOOM_BUCKET, Key="a.tif")
         assert tif["Metadata"][zoom.SOURCE_KEY] == hashlib.sha256(b"a.png").hexdigest()
         assert levels_of(slow_s3.s3, "a.tif")[0] == (300, 900, 3)
