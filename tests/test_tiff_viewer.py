@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,9 +92,10 @@ class Hosts:
     site_folder: Path
     source: Image.Image
 
-    def page(self, tif_url: str, **sri: str) -> bytes:
+    def page(self, tif_url: str, status_url: str = "", **sri: str) -> bytes:
         """STEM.html for the TIFF at ``tif_url``, loading the scripts from the site, held to the default SRI
-        settings unless ``sri`` replaces them (``openseadragon=...``, ``geotiff_tilesource=...``)."""
+        settings unless ``sri`` replaces them (``openseadragon=...``, ``geotiff_tilesource=...``); with
+        ``status_url``, opened once that status document says done."""
         settings = config.Settings()
         return page.viewer_page(
             STEM,
@@ -103,6 +105,7 @@ class Hosts:
             kind="tif",
             geotiff_tilesource_url=self.site_url + "geotiff-tilesource.min.js",
             geotiff_tilesource_integrity=sri.get("geotiff_tilesource", settings.geotiff_tilesource_sri),
+            status_url=status_url,
         )
 
     def page_in_bucket(self, **sri: str) -> str:
@@ -230,3 +233,36 @@ def test_a_script_that_does_not_match_its_sri_never_runs(hosts, browser, tampere
     )
     assert found == [*defined, []]
     tab.close()
+
+
+def test_the_page_shows_the_conversion_state_until_the_image_is_done(hosts, browser):
+    """STEM.html reads STEM.status.json: a failure's reason, the progress while converting, the image once done."""
+    name = STEM.rsplit("/", 1)[-1]
+    hosts.s3.put_object(
+        Bucket=BUCKET,
+        Key=STEM + ".html",
+        Body=hosts.page(quote(name) + ".tif", status_url=quote(name) + ".status.json"),
+        ContentType=page.CONTENT_TYPE,
+    )
+
+    def say(**document: Any) -> None:
+        body = json.dumps(document).encode()
+        hosts.s3.put_object(Bucket=BUCKET, Key=STEM + ".status.json", Body=body, ContentType="application/json")
+
+    shown = "() => document.getElementById('status').textContent"
+    tab = browser.new_page(viewport={"width": 1000, "height": 800})
+    try:
+        say(state="failed", reason="cannot decode JPEG data: broken data <b>here</b>")
+        tab.goto(f"{hosts.bucket_url}/{quote(STEM)}.html")
+        tab.wait_for_function(f"() => ({shown})().includes('could not be converted: cannot decode JPEG data')")
+        assert tab.evaluate(shown).endswith("broken data <b>here</b>"), "the reason as text, never as HTML"
+        assert tab.evaluate("() => viewer.world.getItemCount()") == 0
+        say(state="converting", progress={"tiles_written": 40, "tiles_expected": 100})
+        tab.reload()
+        tab.wait_for_function(f"() => ({shown})() === 'Converting (40%)...'")
+        say(state="done")  # the next poll, within 5 s, opens the image
+        tab.wait_for_function("() => viewer.world.getItemCount() === 1", timeout=30_000)
+        assert tab.evaluate("() => document.getElementById('status').hidden")
+    finally:
+        tab.close()
+        hosts.s3.delete_object(Bucket=BUCKET, Key=STEM + ".status.json")
