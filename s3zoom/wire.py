@@ -103,7 +103,7 @@ class _Wiring:
     def check(self) -> None:
         """What wiring needs and cannot make: the deployed function, and on the queue path the source bucket."""
         try:
-            self._function_arn
+            _ = self._function_arn  # asked once, and kept: the queues' ARNs name its account
         except self.lambda_.exceptions.ResourceNotFoundException:
             raise Problem(
                 f"function {self.stage.function} is not deployed (in {self.stage.region}): "

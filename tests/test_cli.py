@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import sample_image
 from PIL import Image
 
