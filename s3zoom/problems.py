@@ -113,6 +113,8 @@ def check_object(s3: Any, bucket: str, key: str) -> None:
 def check_function(name: str, region: str | None = None, stage: str | None = None) -> None:
     """Raise :class:`Problem` if function ``name`` (a name or an ARN) is not deployed. Credentials that may
     invoke it but not read its configuration are let through: the invocations will tell."""
+    if name.startswith("arn:") and name.count(":") >= 6:  # arn:aws:lambda:REGION:ACCOUNT:function:NAME
+        region = name.split(":")[3]
     client = quick_client("lambda", region)
     try:
         client.get_function(FunctionName=name)
