@@ -42,8 +42,15 @@ def index_page(entries: list[Entry]) -> bytes:
             f'<li><a href="/view/{number}"><img src="{html.escape(entry.thumbnail_url or "")}" alt="">{name}</a>'
             f"<br>{width} x {height} px{_links(number, entry)}</li>"
         )
-    body = f"<header><b>LambdaZoom demo</b><span>{len(entries)} image(s)</span></header>\n<ul>{''.join(items)}</ul>"
+    body = f"<header><b>LambdaZoom demo</b><span>{_counts(entries)}</span></header>\n<ul>{''.join(items)}</ul>"
     return page.html_page("LambdaZoom demo", body + "\n", _LIST_STYLE)
+
+
+def _counts(entries: list[Entry]) -> str:
+    """How many images have a pyramid and how many failed, apart: "2 converted, 1 failed"."""
+    failed = sum(entry.descriptor_url is None for entry in entries)
+    failures = f'<span class="failed">{failed} failed</span>' if failed else "0 failed"
+    return f"{len(entries) - failed} converted, {failures}"
 
 
 def _links(number: int, entry: Entry) -> str:

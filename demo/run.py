@@ -38,11 +38,15 @@ def run_demo(images: list[Path], host: str = "127.0.0.1", port: int = 8000, sett
     where OpenSeadragon and the IIIF service are, in a copy of its own.
     """
     settings = settings or Settings()
-    if not (VIEWER_FILES / "openseadragon.min.js").is_file():
-        raise SystemExit(f"OpenSeadragon is not installed in {VIEWER_FILES}: run `npm ci` (or `make demo`)")
+    folders = [str(image) for image in images if image.is_dir()]
+    if folders:
+        what = "a folder, not an image file" if len(folders) == 1 else "folders, not image files"
+        raise SystemExit(f"{', '.join(folders)}: {what}: name the images in it ({folders[0]}/*.jpg, ...)")
     missing = [str(image) for image in images if not image.is_file()]
     if missing:
         raise SystemExit(f"no such file: {', '.join(missing)}")
+    if not (VIEWER_FILES / "openseadragon.min.js").is_file():
+        raise SystemExit(f"OpenSeadragon is not installed in {VIEWER_FILES}: run `npm ci` (or `make demo`)")
     # SIGTERM (a script or a test stopping the demo) unwinds like Ctrl-C, so the scratch folder is removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     # Only the local S3 is ever asked, so no real credentials are looked up (or used).
@@ -135,13 +139,15 @@ def _convert(buckets: WatchedBuckets, path: Path, key: str, settings: Settings) 
             try:
                 handle_event(event, settings)
             except RetryableFailure as failure:
-                print(f"{key}: {failure}", file=sys.stderr)
                 reasons.append(str(failure))
     pyramid = PyramidKeys.for_source(key, settings.dest_prefix)
     try:
         descriptor = buckets.s3.get_object(Bucket=buckets.zoom_bucket, Key=pyramid.descriptor)["Body"].read()
     except buckets.s3.exceptions.NoSuchKey:
-        return Entry(key, problem="; ".join(dict.fromkeys(reasons)) or "S3 sent no event for it")
+        reasons = list(dict.fromkeys(reasons)) or ["S3 sent no event for it"]
+        for reason in reasons:  # each on a line of its own, beside the handler's JSON lines
+            print(f"{key}: no pyramid: {reason}", file=sys.stderr, flush=True)
+        return Entry(key, problem="; ".join(reasons))
     print(f"{key}: pyramid ready in {time.perf_counter() - started:.1f} s", flush=True)
     geometry, extension = read_descriptor(descriptor)
     thumbnail_level = max(level for level in range(geometry.level_count) if geometry.tile_grid(level) == (1, 1))

@@ -14,7 +14,9 @@ Read from the stage's ``lambdazoom_wiring`` in ``zappa_settings.json`` (with ``e
   and the queue as its on-failure destination, where events go once Lambda gives up on them.
 
 Each step reads what is there first and changes only what differs, so a second run changes nothing;
-``--dry-run`` prints the changes without making them. Returns the changes, one line each.
+``--dry-run`` prints the changes without making them. Returns the changes, one line each. What wiring
+cannot make itself (the deployed function; on the queue path, the source bucket) is checked first, and its
+absence raised as a :class:`~s3zoom.problems.Problem` naming it and the fix, before anything is changed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .problems import QUICK, Problem, check_bucket
 
 VISIBILITY_PER_TIMEOUT = 6  # AWS's advice for a queue feeding a function: six times its timeout
 # A lifecycle rule's expirations are no ObjectRemoved event: without them, expired images keep their pyramids.
@@ -39,6 +43,11 @@ class Stage:
     timeout: int
     source_bucket: str
     wiring: dict[str, Any]
+    name: str = ""  # the stage's name in zappa_settings.json
+
+    @property
+    def deploy_command(self) -> str:
+        return f"make deploy STAGE={self.name or '...'}"
 
     @classmethod
     def read(cls, path: Path, name: str) -> Stage:
@@ -60,6 +69,7 @@ class Stage:
             timeout=int(merged.get("timeout_seconds", 30)),
             source_bucket=wiring.get("source_bucket") or _source_bucket(merged),
             wiring=wiring,
+            name=name,
         )
 
 
@@ -74,6 +84,7 @@ def _source_bucket(stage: dict[str, Any]) -> str:
 def wire(stage: Stage, session: Any, *, dry_run: bool = False) -> list[str]:
     """Make the stage's queues, notification, mapping and invocation settings as configured."""
     wiring = _Wiring(stage, session, dry_run)
+    wiring.check()
     if "queue" in stage.wiring:
         wiring.queue_path()
     if "on_failure_queue" in stage.wiring:
@@ -85,10 +96,28 @@ class _Wiring:
     def __init__(self, stage: Stage, session: Any, dry_run: bool) -> None:
         self.stage = stage
         self.dry_run = dry_run
-        self.sqs = session.client("sqs", region_name=stage.region)
-        self.s3 = session.client("s3", region_name=stage.region)
-        self.lambda_ = session.client("lambda", region_name=stage.region)
+        self.sqs = session.client("sqs", region_name=stage.region, config=QUICK)
+        self.s3 = session.client("s3", region_name=stage.region, config=QUICK)
+        self.lambda_ = session.client("lambda", region_name=stage.region, config=QUICK)
         self.changes: list[str] = []
+
+    def check(self) -> None:
+        """What wiring needs and cannot make: the deployed function, and on the queue path the source bucket."""
+        try:
+            _ = self._function_arn  # asked once, and kept: the queues' ARNs name its account
+        except self.lambda_.exceptions.ResourceNotFoundException:
+            raise Problem(
+                f"function {self.stage.function} is not deployed (in {self.stage.region}): "
+                f"run `{self.stage.deploy_command}` first"
+            ) from None
+        if "queue" in self.stage.wiring:
+            bucket = self.stage.source_bucket
+            check_bucket(
+                self.s3,
+                bucket,
+                f"the source bucket {bucket!r} does not exist: create it (README, Deploy to AWS, step 2), or name "
+                "yours in zappa_settings.json (lambdazoom_wiring.source_bucket)",
+            )
 
     def queue_path(self) -> None:
         settings = self.stage.wiring
@@ -232,9 +261,19 @@ def redrive(stage: Stage, session: Any) -> int:
     settings = stage.wiring
     if "queue" not in settings:
         raise ValueError("this stage has no queue to redrive (lambdazoom_wiring.queue)")
-    sqs = session.client("sqs", region_name=stage.region)
-    source = sqs.get_queue_url(QueueName=settings.get("dead_letter_queue", settings["queue"] + "-dlq"))["QueueUrl"]
-    target = sqs.get_queue_url(QueueName=settings["queue"])["QueueUrl"]
+    sqs = session.client("sqs", region_name=stage.region, config=QUICK)
+
+    def url(name: str) -> str:
+        try:
+            return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            raise Problem(
+                f"queue {name} does not exist (in {stage.region}): run `python -m lambdazoom wire "
+                f"{stage.name or 'STAGE'}` first"
+            ) from None
+
+    source = url(settings.get("dead_letter_queue", settings["queue"] + "-dlq"))
+    target = url(settings["queue"])
     moved = 0
     while True:  # long polls: a short one may come back empty while messages wait on other servers
         messages = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages")

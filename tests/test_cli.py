@@ -1,9 +1,12 @@
-"""``python -m deepzoom``: a summary line on success, one line and status 1 on bad input."""
+"""``python -m deepzoom``: a summary line on success; one line on stderr and status 1 on bad input, 2 on a bad
+option; a failed conversion takes back what it wrote."""
 
 import json
+import re
 import subprocess
 import sys
 
+import pytest
 from helpers import sample_image
 from PIL import Image
 
@@ -128,3 +131,72 @@ def test_libtiff_errors_end_up_in_the_one_line_not_beside_it(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"deepzoom: {source}: cannot decode TIFF data: ") and "(" in line, line
+
+
+def broken_jpeg(path, width=2000, height=4000):
+    """A baseline JPEG cut off at 60%: it streams, so tiles are written before its data breaks off."""
+    sample_image(width, height).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+
+
+def files_in(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("output", ["dzi", "tiff", "dzi,tiff"])
+def test_a_failed_conversion_removes_what_it_wrote_and_nothing_else(tmp_path, output):
+    source = tmp_path / "broken.jpg"
+    broken_jpeg(source)
+    out = tmp_path / "out"
+    result = run(source, out, "--output", output, "--iiif-id", "https://example.org/broken_iiif")
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"deepzoom: {source}: cannot decode JPEG data: image file is truncated"), line
+    if output != "tiff":
+        assert re.search(r"\(the \d+ files it wrote were removed\)$", line), line
+    assert not out.exists(), "the folder it made for them too"
+
+
+def test_a_failed_conversion_keeps_what_was_in_the_folder_before(tmp_path):
+    out = tmp_path / "out"
+    earlier = tmp_path / "earlier.png"
+    sample_image(2000, 1000).save(earlier)
+    assert run(earlier, out, "--name", "broken").returncode == 0  # an earlier pyramid of the same name
+    assert run(earlier, out, "--name", "other").returncode == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "broken_files" / "keep.txt").write_text("mine too")
+    before = files_in(out)
+    source = tmp_path / "broken.jpg"
+    broken_jpeg(source)
+    result = run(source, out)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert "files it wrote were removed; it had overwritten" in line and "'broken' pyramid" in line, line
+    assert files_in(out) == before
+
+
+def test_a_folder_given_as_the_image_is_one_line(tmp_path):
+    result = run(tmp_path, tmp_path / "out")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"deepzoom: {tmp_path}: is a folder, not an image file: name one image in it"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--workers", "0", "must be at least 1, got 0"),
+        ("--workers", "-3", "must be at least 1, got -3"),
+        ("--max-pixels", "0", "must be at least 1, got 0"),
+        ("--memory-mb", "-1", "must be at least 1, got -1"),
+        ("--iiif-tile-size", "0", "must be at least 1, got 0"),
+        ("--workers", "two", "expected a whole number, got 'two'"),
+    ],
+)
+def test_numeric_options_are_checked_before_the_image_is_read(tmp_path, option, value, said):
+    result = run(tmp_path / "not even there.jpg", tmp_path / "out", option, value)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"python -m deepzoom: argument {option}: {said} (see python -m deepzoom --help)"
+    ]

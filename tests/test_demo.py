@@ -191,8 +191,12 @@ def test_demo_takes_a_large_photo_uploaded_in_parts_and_says_why_a_file_failed(t
         page = fetch(served_at(process))[2].decode()
         assert '<a href="/view/0">' in page and "large photo.jpg" in page
         assert "notes.jpg: no pyramid (not an image in a format Pillow can read)" in html.unescape(page)
+        assert re.search(r"1 converted, (<[^>]+>)?1 failed", page), "counted apart"
     finally:
         stop(process)
+    assert process.stderr is not None
+    said = process.stderr.read().splitlines()
+    assert "notes.jpg: no pyramid: not an image in a format Pillow can read" in said, "its own line in the terminal"
 
 
 def test_sigterm_leaves_no_scratch_folder_behind(tmp_path):
