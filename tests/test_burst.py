@@ -126,6 +126,7 @@ def test_a_burst_of_uploads_loses_nothing_and_the_dead_letters_redrive_into_pyra
     expected = {
         key for name, size in good.items() if name not in EXPIRED for key in pyramid_keys(name.rsplit(".", 1)[0], *size)
     }
+    expected |= {name.rsplit(".", 1)[0] + ".status.json" for name in bad}  # each says why it failed
     assert written == expected, "complete pyramids, and nothing else: no lease, no stray tile, nothing expired"
     for name in set(good) - EXPIRED:  # each pyramid is its own source's: published once, from one version
         descriptor = stack.s3.head_object(Bucket=ZOOM_BUCKET, Key=f"{name.rsplit('.', 1)[0]}.dzi")["Metadata"]
