@@ -98,11 +98,33 @@ def test_demo_lists_the_sample_and_its_bucket_is_open_to_browsers(demo):
     assert fetch(demo + "openseadragon/../../../../package.json")[0] == 404, "the repo's package.json stays out"
 
 
+def json_blocks(path: Path) -> list:
+    """Every ```json block of a Markdown file, parsed: each must be valid JSON, as users paste them."""
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", path.read_text(), re.DOTALL)]
+
+
 def test_readme_tells_users_the_cors_rule_and_policy_the_demo_sets():
-    readme = (ROOT / "README.md").read_text()
-    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, re.DOTALL)]
+    blocks = json_blocks(ROOT / "README.md")  # deploy step 3
     assert ZOOM_BUCKET_CORS in blocks
     assert public_read_policy("lambdazoom-zoom") in blocks
+
+
+def test_every_json_block_of_the_docs_is_valid_json():
+    docs = sorted((ROOT / "docs").glob("*.md"))
+    assert ROOT / "docs" / "operations.md" in docs
+    lifecycle_rule = {
+        "Rules": [
+            {
+                "ID": "abort-incomplete-uploads",
+                "Status": "Enabled",
+                "Filter": {},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            }
+        ]
+    }
+    assert lifecycle_rule in json_blocks(ROOT / "docs" / "operations.md")
+    for doc in docs:
+        json_blocks(doc)
 
 
 class TileWatch:
