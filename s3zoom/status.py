@@ -41,7 +41,8 @@ class StatusDocument:
         self._written_at: float | None = None  # monotonic time of the last write, None before the first
         self._expected = 0
         self._done = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the counts and the document
+        self._writing = threading.Lock()  # one PUT at a time, so no older progress lands after a newer state
 
     def expect(self, tiles: int) -> None:
         """How many tiles the conversion will write."""
@@ -54,11 +55,14 @@ class StatusDocument:
             self._done += tiles
             now = time.monotonic()
             due = now - (self._written_at if self._written_at is not None else self.started) >= EVERY
-            if not due:
+            if not due or not self._writing.acquire(blocking=False):
                 return
             self._written_at = now
             progress = {"tiles_written": self._done, "tiles_expected": self._expected}
-        self._write(state="converting", progress=progress)
+        try:
+            self._store(state="converting", progress=progress)
+        finally:
+            self._writing.release()
 
     def done(self, outputs: dict[str, str], output_bytes: int, receipt: dict[str, Any]) -> None:
         self._write(
@@ -83,6 +87,10 @@ class StatusDocument:
         self._write(state="failed", reason=reason, finished=_now())
 
     def _write(self, **fields: Any) -> None:
+        with self._writing:
+            self._store(**fields)
+
+    def _store(self, **fields: Any) -> None:
         with self._lock:
             self.document |= fields | {"updated": _now()}
             body = json.dumps(self.document, indent=1).encode()

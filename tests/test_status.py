@@ -26,13 +26,13 @@ def document(s3: Any, key: str) -> dict[str, Any]:
 def written(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Every status document a conversion writes, in order, with no wait between progress writes."""
     seen: list[dict[str, Any]] = []
-    write = status.StatusDocument._write
+    write = status.StatusDocument._store
 
     def recorded(self: status.StatusDocument, **fields: Any) -> None:
         write(self, **fields)
         seen.append(json.loads(json.dumps(self.document)))
 
-    monkeypatch.setattr(status.StatusDocument, "_write", recorded)
+    monkeypatch.setattr(status.StatusDocument, "_store", recorded)
     monkeypatch.setattr(status, "EVERY", 0.0)
     return seen
 
