@@ -18,7 +18,7 @@ from PIL import Image
 TILE_SIZE, OVERLAP, QUALITY = 254, 1, 80
 TIFF_TILE_SIZE = 256
 NAME = "image"
-TIFF_ARGUMENTS = ["--output", "tiff", "--tile-size", str(TIFF_TILE_SIZE), "--overlap", "0", "--quality", str(QUALITY)]
+TIFF_ARGUMENTS = ["--output", "tiff", "--tiff-tile-size", str(TIFF_TILE_SIZE), "--quality", str(QUALITY)]
 
 
 def lambdazoom(source: Path, out: Path, iiif: bool = False) -> None:
