@@ -23,6 +23,7 @@ from .formats import TileEncoder
 from .geometry import DeepZoomGeometry
 from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
 from .iiif import IIIFLayout
+from .memory import keep_freed_memory
 from .naming import PyramidNames
 from .pyramidal_tiff import PyramidalTiff, tiff_tile_count
 from .settings import TileSettings
@@ -96,6 +97,7 @@ def write_pyramid(
     raises to publish nothing (the S3 side checks there that its source is
     still current).
     """
+    keep_freed_memory()
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
     names = PyramidNames(name)
     writer = _TileWriter(sink, settings, workers, progress)
