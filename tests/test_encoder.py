@@ -73,3 +73,36 @@ def test_without_memfd_an_unlinked_temporary_file_does_the_same(monkeypatch):
         assert encoder.encode(tile) == pillow_bytes(tile, "jpg", 80)
     finally:
         encoder.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [("RGB", {}), ("L", {}), ("RGB", {"subsampling": 2, "streamtype": 2}), ("RGB", {"subsampling": 2, "streamtype": 1})],
+)
+def test_jpeg_tiles_after_the_first_are_still_the_bytes_save_writes(mode, options):
+    """After the first tile of a mode, JPEG tiles go straight to Pillow's encoder: every size, every one."""
+    encoder = TileEncoder(FORMATS["jpg"], 75, **options)
+    tiles = [sample_image(1 + seed * 37 % 300, 1 + seed * 53 % 260, mode, seed=seed) for seed in range(40)]
+    try:
+        encoded = [encoder.encode(tile) for tile in tiles]
+        assert mode in encoder._jpeg_settings, "the settings of the first tile should be kept"
+    finally:
+        encoder.close()
+    expected = []
+    for tile in tiles:
+        buffer = io.BytesIO()
+        tile.save(buffer, **FORMATS["jpg"].save_options(75), **options)
+        expected.append(buffer.getvalue())
+    assert encoded == expected
+
+
+def test_a_tile_with_a_comment_of_its_own_keeps_it():
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    plain, commented = sample_image(64, 64, seed=4), sample_image(64, 64, seed=5)
+    commented.info["comment"] = b"from the source"
+    try:
+        encoder.encode(plain)
+        assert encoder.encode(commented) == pillow_bytes(commented, "jpg", 80)
+        assert encoder.encode(plain) == pillow_bytes(plain, "jpg", 80)
+    finally:
+        encoder.close()
