@@ -62,7 +62,9 @@ def decode_only(source: Path, out: Path) -> None:
     then cost only what normalising them costs (nothing, for plain RGB).
     """
     import deepzoom
+    from deepzoom.memory import keep_freed_memory
 
+    keep_freed_memory()  # as write_pyramid does before it takes the first band
     image = deepzoom.open_image(source)
     collections.deque(image.bands(TILE_SIZE), maxlen=0)
 
