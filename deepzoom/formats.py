@@ -70,14 +70,17 @@ class TileEncoder:
         self._opened: list[BinaryIO] = []
         self._jpeg_settings: dict[str, tuple[Any, ...]] = {}  # mode -> what save gave Pillow's JPEG encoder
 
-    def encode(self, tile: Image.Image) -> bytes:
+    def encode(self, image: Image.Image, box: tuple[int, int, int, int] | None = None) -> bytes:
+        """The encoded bytes of ``image``, or of its ``box`` as ``image.crop(box)`` would give it (a JPEG
+        tile is then read from ``image`` in place, without the copy a crop makes)."""
         file = self._take()
         try:
             file.seek(0)
-            settings = self._jpeg_settings.get(tile.mode)
-            if settings is not None and not tile.info.get("comment"):
-                _encode_jpeg(tile, settings, file.fileno())
+            settings = self._jpeg_settings.get(image.mode)
+            if settings is not None and not image.info.get("comment"):
+                _encode_jpeg(image, box or (0, 0, *image.size), settings, file.fileno())
             else:
+                tile = image if box is None else image.crop(box)
                 tile.save(file, **self.options)
                 self._remember_jpeg_settings(tile)
             return os.pread(file.fileno(), file.tell(), 0)
@@ -108,14 +111,20 @@ class TileEncoder:
             return file
 
 
-def _encode_jpeg(tile: Image.Image, settings: tuple[Any, ...], descriptor: int) -> None:
-    """What ``Image.save`` does for a JPEG once it has its settings (``ImageFile._save``): the whole tile,
-    into the descriptor, in blocks of at least a row; the GIL is let go while it encodes and writes."""
-    tile.load()
-    encoder = Image._getencoder(tile.mode, "jpeg", JpegImagePlugin.RAWMODE[tile.mode], settings)
+def _encode_jpeg(
+    image: Image.Image, box: tuple[int, int, int, int], settings: tuple[Any, ...], descriptor: int
+) -> None:
+    """What ``Image.save`` does for a JPEG once it has its settings (``ImageFile._save``): the pixels in
+    ``box`` (the encoder reads a region of an image as it reads a whole one), into the descriptor, in
+    blocks of at least a row; the GIL is let go while it encodes and writes."""
+    image.load()
+    left, top, right, bottom = box
+    if not (0 <= left < right <= image.width and 0 <= top < bottom <= image.height):
+        raise ValueError(f"tile {box} is not inside the {image.width}x{image.height} image")
+    encoder = Image._getencoder(image.mode, "jpeg", JpegImagePlugin.RAWMODE[image.mode], settings)
     try:
-        encoder.setimage(tile.im, (0, 0, *tile.size))
-        status = encoder.encode_to_file(descriptor, max(ImageFile.MAXBLOCK, tile.width * 4))
+        encoder.setimage(image.im, box)
+        status = encoder.encode_to_file(descriptor, max(ImageFile.MAXBLOCK, (right - left) * 4))
     finally:
         encoder.cleanup()
     if status < 0:

@@ -106,3 +106,27 @@ def test_a_tile_with_a_comment_of_its_own_keeps_it():
         assert encoder.encode(plain) == pillow_bytes(plain, "jpg", 80)
     finally:
         encoder.close()
+
+
+@pytest.mark.parametrize(("format_name", "mode"), [("jpg", "RGB"), ("jpg", "L"), ("png", "RGBA")])
+def test_a_box_of_an_image_is_encoded_as_its_crop(format_name, mode):
+    """A tile given as a box of the rows it is cut from: the bytes of the crop, the first tile and later ones."""
+    rows = sample_image(700, 300, mode, seed=9)
+    boxes = [(0, 0, 256, 256), (253, 0, 511, 258), (509, 41, 700, 300), (0, 299, 1, 300), (0, 0, 700, 300)]
+    encoder = TileEncoder(FORMATS[format_name], 80)
+    try:
+        encoded = [encoder.encode(rows, box) for box in boxes]
+    finally:
+        encoder.close()
+    assert encoded == [pillow_bytes(rows.crop(box), format_name, 80) for box in boxes]
+
+
+def test_a_box_outside_the_image_is_refused():
+    rows = sample_image(300, 200)
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    try:
+        encoder.encode(rows, (0, 0, 100, 100))
+        with pytest.raises(ValueError, match="not inside"):
+            encoder.encode(rows, (250, 0, 301, 100))
+    finally:
+        encoder.close()
