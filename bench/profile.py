@@ -42,7 +42,8 @@ from pathlib import Path
 from . import corpus
 from .measure import measure
 from .methods import NAME, OVERLAP, QUALITY, TILE_SIZE
-from .tiler import ON_DISK, filesystem
+from .disk import filesystem, settle
+from .tiler import ON_DISK
 
 PARTS = ("imports", "decode", "halving", "encoding", "writing", "whole", "dzsave")
 PIPELINE = ("decode", "halving", "encoding", "writing")  # what the whole is made of
@@ -229,6 +230,8 @@ def run_part(part: str, source: Path, folder: Path) -> Timing:
     """One measurement of ``part``; its tiles (if any) stay under ``folder`` until the end."""
     out = Path(tempfile.mkdtemp(prefix=part + "-", dir=folder))
     os.sync()  # no earlier run's files are written back during this one
+    if part in ("writing", "whole", "dzsave") and filesystem(folder) != "tmpfs":
+        settle(folder)  # creating files costs what it should (see bench.disk)
     if part == "imports":
         started = time.perf_counter()
         result = measure([sys.executable, "-c", "import deepzoom"])
@@ -287,10 +290,10 @@ def report(source: Path, folder: Path, found: dict[str, list[Timing]]) -> list[s
             )
     if "whole" in found:
         lines.append("the whole's threads (medians): CPU s / runnable but waiting for a CPU s")
-        names = {name for t in found["whole"] for name in t["threads"]}  # type: ignore[union-attr]
-        for name in sorted(names):
-            cpu = statistics.median(t["threads"].get(name, [0, 0])[0] for t in found["whole"])  # type: ignore[union-attr]
-            wait = statistics.median(t["threads"].get(name, [0, 0])[1] for t in found["whole"])  # type: ignore[union-attr]
+        threads: list[dict[str, list[float]]] = [t["threads"] for t in found["whole"]]  # type: ignore[misc]
+        for name in sorted({name for each in threads for name in each}):
+            cpu = statistics.median(each.get(name, [0, 0])[0] for each in threads)
+            wait = statistics.median(each.get(name, [0, 0])[1] for each in threads)
             lines.append(f"  {name}: {cpu:.2f} / {wait:.2f}")
     if "whole" in found and "dzsave" in found:
         lines.append(f"whole vs dzsave, wall: {med('whole', 'wall') / med('dzsave', 'wall'):.2f}x")

@@ -16,11 +16,10 @@ Each image is tiled twice over: into memory (/dev/shm, as the Lambda sends tiles
 an ordinary disk folder (bench/.cache/tiles), each a table of its own. The tables give medians, the range of
 wall times and ratios to libvips; the targets follow each table, the wall-time one also for every round.
 
-On disk, outputs are kept until the whole benchmark ends, and everything is synced before each run (outside
-its time): on an ext4 without a journal, as these machines' is, creating a file skips every inode freed in its
-block group in the past minute (six, while not yet written back), so deleting a run's few thousand tiles right
-before the next run made each of its creates cost up to a millisecond of system time, which varied from 1.4 to
-6 s a run with where the folders landed. A first run right after deleting many files pays that too.
+On disk, outputs are kept until the whole benchmark ends, everything is synced before each run, and a probe
+waits until creating a file costs what it should (outside the run's time; see ``bench.disk``): on an ext4
+without a journal, as these machines' is, deleting a run's few thousand tiles right before the next run made
+each of its creates cost up to a millisecond of system time, 1.4 to 6 s more a run.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from PIL import Image
 import deepzoom
 
 from . import corpus
+from .disk import filesystem, settle
 from .measure import Measurement, measure, verdict
 from .methods import tiff_refusal
 
@@ -64,6 +64,7 @@ ON_DISK = corpus.CACHE / "tiles"
 SLOW_UP_TO_PIXELS = 200_000_000  # deepzoom.py resizes from the whole decoded original: skipped above this
 
 Rounds = dict[str, list[Measurement]]  # method -> one measurement a round
+PROBES: list[tuple[float, float]] = []  # (microseconds a file, seconds waited) before each run on disk
 
 
 @dataclass(frozen=True)
@@ -82,23 +83,12 @@ class Place:
         return f"{self.folder} ({self.filesystem})"
 
 
-def filesystem(path: Path) -> str:
-    """The type of the file system ``path`` is on, from the mount table (Linux), or "unknown"."""
-    target = str(path.resolve())
-    found, found_point = "unknown", ""
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as mounts:
-        for line in mounts:
-            before, _, after = line.partition(" - ")
-            point = before.split()[4].replace("\\040", " ")
-            inside = target == point or target.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(found_point):
-                found, found_point = after.split()[0], point
-    return found
-
-
 def run(method: str, source: Path, folder: Path, keep: bool) -> Measurement:
     out = Path(tempfile.mkdtemp(prefix=method.replace(" ", "_") + "-", dir=folder))
     os.sync()  # no other run's tiles are written back during this one
+    if keep:
+        cost, waited = settle(folder)
+        PROBES.append((cost, waited))
     try:
         result = measure([sys.executable, "-m", "bench.methods", method, str(source), str(out)])
         if method in BASELINE:
@@ -145,6 +135,19 @@ def decoding(source: Path) -> str:
     return deepzoom.open_image(source).decoding
 
 
+def probe_note() -> list[str]:
+    """What creating a file cost before the runs just reported (on disk), and how long the probe waited."""
+    if not PROBES:
+        return []
+    costs = [cost for cost, _ in PROBES]
+    note = (
+        f"creating a 16 KB file cost {min(costs):.0f}-{max(costs):.0f} us of CPU before the runs; "
+        f"waited {sum(waited for _, waited in PROBES):.0f} s for that"
+    )
+    PROBES.clear()
+    return [note]
+
+
 def per_round(results: Rounds, method: str) -> list[float]:
     """``method``'s wall time over its baseline's, round by round."""
     return [ours.wall / theirs.wall for ours, theirs in zip(results[method], results[baseline(method)], strict=True)]
@@ -159,6 +162,7 @@ def report(source: Path, place: Place, results: Rounds) -> list[str]:
         f"\n{source.name}: {width}x{height} ({width * height / 1e6:.0f} MP), decoded {decoded_mb:.0f} MB; "
         f"tiles under {place}",
         f"our engine's decoding: {decoding(source)}",
+        *probe_note(),
         "| method | wall s | wall range s | CPU s | peak RSS MB | wall vs libvips | RSS vs decoded |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
