@@ -5,14 +5,18 @@ These machines' ext4 has no journal. Without one, ext4 avoids reusing an inode f
 (six, while its inode table block is not yet written back): every create scans past each such inode in its
 block group, reading its deletion time. After a run's few thousand tiles are deleted, a create in that group
 costs up to a millisecond of system time instead of some 50 microseconds, for both tools alike, and by how
-much depends on which group the folder landed in: 1.4 to 6 s more a run at 161 MP. So outputs on disk are
-kept until a benchmark ends, and before each run a probe checks that creating files costs what it should,
-waiting while it does not (deletions by anything else on the machine do the same).
+much depends on which group the folder landed in: 1.4 to 6 s more a run at 161 MP; and since every create
+dirties those inode table blocks again, it lasts up to six minutes after a mass deletion while files are made
+nearby. So outputs on disk are kept until a benchmark ends, the scratch folder is marked as the top of a
+directory tree (``chattr +T``: ext4 then spreads its sub-folders over block groups, as it does the root's, so a
+run rarely lands where the last benchmark's files were deleted), and before each run a probe checks that
+creating files costs what it should, waiting while it does not (deletions by anything else do the same).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sys
 import tempfile
@@ -23,6 +27,7 @@ PROBE_FILES = 256
 PROBE_BYTES = 16 * 1024  # about a 254 px JPEG tile at q80
 SETTLED_MICROSECONDS = 200  # CPU time a probe file may take (some 50-80 when nothing was freed nearby)
 PATIENCE_SECONDS = 150  # the longest wait for a settled file system before measuring anyway
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000  # linux/fs.h
 
 
 def filesystem(path: Path) -> str:
@@ -37,6 +42,25 @@ def filesystem(path: Path) -> str:
             if inside and len(point) >= len(found_point):
                 found, found_point = after.split()[0], point
     return found
+
+
+def spread_subfolders(folder: Path) -> bool:
+    """Mark ``folder`` as the top of a directory tree (ext2/3/4's ``chattr +T``), so the file system places
+    each new sub-folder in a block group of its own choosing, not beside its parent. False where refused."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        flags = bytearray(8)
+        fcntl.ioctl(descriptor, _FS_IOC_GETFLAGS, flags)
+        value = int.from_bytes(flags[:4], sys.byteorder) | _FS_TOPDIR_FL
+        fcntl.ioctl(descriptor, _FS_IOC_SETFLAGS, value.to_bytes(4, sys.byteorder) + bytes(4))
+        return True
+    except OSError:  # another file system, or not allowed
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def create_cost(folder: Path) -> float:

@@ -40,7 +40,7 @@ from PIL import Image
 import deepzoom
 
 from . import corpus
-from .disk import filesystem, settle
+from .disk import filesystem, settle, spread_subfolders
 from .measure import Measurement, measure, verdict
 from .methods import tiff_refusal
 
@@ -240,7 +240,10 @@ def place_of(folder: Path, stack: contextlib.ExitStack) -> Place:
     """A fresh folder under ``folder`` for this run's tiles, removed when the benchmark ends."""
     folder.mkdir(parents=True, exist_ok=True)
     scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="lambdazoom-bench-", dir=folder))
-    return Place(Path(scratch), filesystem(Path(scratch)))
+    place = Place(Path(scratch), filesystem(Path(scratch)))
+    if place.keeps_outputs:
+        spread_subfolders(place.folder)  # each run's folder in a block group of its own (see bench.disk)
+    return place
 
 
 def main(argv: list[str] | None = None) -> int:
