@@ -1,18 +1,24 @@
 """The ways to make a pyramid that the benchmark compares, each run in a child process.
 
-``python -m bench.methods METHOD SOURCE OUTDIR`` tiles SOURCE into OUTDIR/image.dzi.
+``python -m bench.methods METHOD SOURCE OUTDIR`` tiles SOURCE into OUTDIR/image.dzi (the TIFF methods:
+OUTDIR/image.tif).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+import io
 import sys
 from pathlib import Path
 
 from PIL import Image
 
 TILE_SIZE, OVERLAP, QUALITY = 254, 1, 80
+TIFF_TILE_SIZE = 256
+NAME = "image"
+TIFF_ARGUMENTS = ["--output", "tiff", "--tiff-tile-size", str(TIFF_TILE_SIZE), "--quality", str(QUALITY)]
 
 
 def lambdazoom(source: Path, out: Path, iiif: bool = False) -> None:
@@ -23,7 +29,29 @@ def lambdazoom(source: Path, out: Path, iiif: bool = False) -> None:
     image = deepzoom.open_image(source)
     settings = deepzoom.TileSettings(TILE_SIZE, OVERLAP, "jpg", QUALITY)
     service = deepzoom.IIIFOutput("https://example.org/image_iiif", 512) if iiif else None
-    deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), "image", settings, iiif=service)
+    deepzoom.write_pyramid(image, deepzoom.DirectorySink(out), NAME, settings, iiif=service)
+
+
+def lambdazoom_tiff(source: Path, out: Path) -> None:
+    """Our engine's pyramidal TIFF (256 px JPEG tiles, q80), through its command line as a user runs it."""
+    from deepzoom import cli
+
+    status = cli.main([str(source), str(out), "--name", NAME, *TIFF_ARGUMENTS])
+    if status != 0:
+        raise SystemExit(status)
+
+
+def tiff_refusal() -> str | None:
+    """Why ``python -m deepzoom`` cannot write the TIFF yet (it does not take ``--output tiff``), or None."""
+    from deepzoom import cli
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as said:
+            cli.parse_args(["in.jpg", "out", *TIFF_ARGUMENTS])
+    except SystemExit:
+        last = said.getvalue().strip().splitlines()[-1:] or ["refused"]
+        return f"python -m deepzoom does not take {' '.join(TIFF_ARGUMENTS)} yet ({last[0]})"
+    return None
 
 
 def decode_only(source: Path, out: Path) -> None:
@@ -34,7 +62,9 @@ def decode_only(source: Path, out: Path) -> None:
     then cost only what normalising them costs (nothing, for plain RGB).
     """
     import deepzoom
+    from deepzoom.memory import keep_freed_memory
 
+    keep_freed_memory()  # as write_pyramid does before it takes the first band
     image = deepzoom.open_image(source)
     collections.deque(image.bands(TILE_SIZE), maxlen=0)
 
@@ -44,7 +74,23 @@ def dzsave(source: Path, out: Path) -> None:
     import pyvips
 
     image = pyvips.Image.new_from_file(str(source), access="sequential")
-    image.dzsave(str(out / "image"), tile_size=TILE_SIZE, overlap=OVERLAP, suffix=f".jpg[Q={QUALITY}]")
+    image.dzsave(str(out / NAME), tile_size=TILE_SIZE, overlap=OVERLAP, suffix=f".jpg[Q={QUALITY}]")
+
+
+def tiffsave(source: Path, out: Path) -> None:
+    """libvips' pyramidal TIFF: 256 px JPEG tiles, q80, every level halved from the one above."""
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(source), access="sequential")
+    image.tiffsave(
+        str(out / f"{NAME}.tif"),
+        tile=True,
+        pyramid=True,
+        compression="jpeg",
+        Q=QUALITY,
+        tile_width=TIFF_TILE_SIZE,
+        tile_height=TIFF_TILE_SIZE,
+    )
 
 
 def deepzoom_py(source: Path, out: Path) -> None:
@@ -58,11 +104,11 @@ def deepzoom_py(source: Path, out: Path) -> None:
     for level in range(geometry.level_count):
         size = geometry.level_size(level)
         scaled = original if size == original.size else original.resize(size, Image.Resampling.LANCZOS)
-        folder = out / "image_files" / str(level)
+        folder = out / f"{NAME}_files" / str(level)
         folder.mkdir(parents=True, exist_ok=True)
         for column, row, box in geometry.tiles(level):
             scaled.crop(box).save(folder / f"{column}_{row}.jpg", "JPEG", quality=QUALITY)
-    (out / "image.dzi").write_bytes(dzi.descriptor(geometry, "jpg"))
+    (out / f"{NAME}.dzi").write_bytes(dzi.descriptor(geometry, "jpg"))
 
 
 METHODS = {
@@ -71,6 +117,8 @@ METHODS = {
     "dzsave": dzsave,
     "Pillow decode only": decode_only,
     "deepzoom.py": deepzoom_py,
+    "lambdazoom TIFF": lambdazoom_tiff,
+    "tiffsave": tiffsave,
 }
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .formats import TileEncoder
 from .geometry import DeepZoomGeometry
 from .iiif import CONTENT_TYPE as IIIF_CONTENT_TYPE
 from .iiif import IIIFLayout
+from .memory import keep_freed_memory
 from .naming import PyramidNames
 from .pyramidal_tiff import PyramidalTiff, tiff_tile_count
 from .settings import TileSettings
@@ -30,7 +31,8 @@ from .sinks import TileSink
 from .source import SourceImage
 
 Progress = Callable[[int], None]
-TileStore = Callable[[int, int, Image.Image], tuple[int, int]]  # (column, row, tile) -> (files, bytes) stored
+Box = tuple[int, int, int, int]
+TileStore = Callable[[int, int, Image.Image, Box], tuple[int, int]]  # (column, row, rows, box) -> (files, bytes)
 IN_FLIGHT_BYTES = 32 * 2**20  # pixels of tiles queued for encoding: a few tile rows of a wide level
 OUTPUTS = ("dzi", "tiff")
 
@@ -96,6 +98,7 @@ def write_pyramid(
     raises to publish nothing (the S3 side checks there that its source is
     still current).
     """
+    keep_freed_memory()
     geometry = DeepZoomGeometry(*source.size, settings.tile_size, settings.overlap)
     names = PyramidNames(name)
     writer = _TileWriter(sink, settings, workers, progress)
@@ -152,9 +155,11 @@ def tile_total(
     return total
 
 
-def _store_in_tiff(tiff: PyramidalTiff, level: int, column: int, row: int, tile: Image.Image) -> tuple[int, int]:
+def _store_in_tiff(
+    tiff: PyramidalTiff, level: int, column: int, row: int, rows: Image.Image, box: Box
+) -> tuple[int, int]:
     try:
-        return 1, tiff.add(level, column, row, tile)
+        return 1, tiff.add(level, column, row, rows.crop(box))
     except BaseException as error:
         error.add_note(f"while storing the TIFF's tile ({column}, {row}) of level {level}")
         raise
@@ -272,20 +277,20 @@ class _TileWriter:
         self._bytes = 0
 
     def store_files(
-        self, names: PyramidNames, level: int, column: int, row: int, tile: Image.Image
+        self, names: PyramidNames, level: int, column: int, row: int, rows: Image.Image, box: Box
     ) -> tuple[int, int]:
         """Encode a Deep Zoom tile and store it where OpenSeadragon looks for it."""
-        return self._put([names.tile(level, column, row, self.extension)], tile)
+        return self._put([names.tile(level, column, row, self.extension)], rows, box)
 
     def store_iiif_files(
-        self, layout: IIIFLayout, names: PyramidNames, level: int, column: int, row: int, tile: Image.Image
+        self, layout: IIIFLayout, names: PyramidNames, level: int, column: int, row: int, rows: Image.Image, box: Box
     ) -> tuple[int, int]:
         """Encode a IIIF tile once and store it at each request it answers."""
-        return self._put([names.iiif_prefix + path for path in layout.tile_paths(level, column, row)], tile)
+        return self._put([names.iiif_prefix + path for path in layout.tile_paths(level, column, row)], rows, box)
 
-    def _put(self, paths: list[str], tile: Image.Image) -> tuple[int, int]:
+    def _put(self, paths: list[str], rows: Image.Image, box: Box) -> tuple[int, int]:
         try:
-            data = self.encoder.encode(tile)
+            data = self.encoder.encode(rows, box)  # a JPEG tile is encoded from the rows in place: no crop
             for path in paths:
                 self.sink.put(path, data, self.format.content_type)
         except BaseException as error:
@@ -293,12 +298,10 @@ class _TileWriter:
             raise
         return len(paths), len(data) * len(paths)
 
-    def submit(
-        self, store: Callable[[Image.Image], tuple[int, int]], rows: Image.Image, box: tuple[int, int, int, int]
-    ) -> None:
-        """Cut ``box`` from ``rows`` and ``store`` it.
+    def submit(self, store: Callable[[Image.Image, Box], tuple[int, int]], rows: Image.Image, box: Box) -> None:
+        """Have ``store`` take the tile ``box`` of ``rows`` (encoded from ``rows`` in place, or cut).
 
-        The cut happens on the pool too, so the thread feeding rows only halves and schedules:
+        That happens on the pool too, so the thread feeding rows only halves and schedules:
         ``rows`` is never changed once made (a level joins new bands into a new image).
         """
         pixel_bytes = (box[2] - box[0]) * (box[3] - box[1]) * 4
@@ -322,13 +325,11 @@ class _TileWriter:
             self._queued_bytes -= pixel_bytes
             self._room.notify_all()
 
-    def _store(
-        self, store: Callable[[Image.Image], tuple[int, int]], rows: Image.Image, box: tuple[int, int, int, int]
-    ) -> None:
+    def _store(self, store: Callable[[Image.Image, Box], tuple[int, int]], rows: Image.Image, box: Box) -> None:
         if self._error is not None:
             return  # a tile failed: those still queued are neither encoded nor sent
         try:
-            files, size = store(rows.crop(box))
+            files, size = store(rows, box)
             with self._room:
                 self._tiles += files
                 self._bytes += size

@@ -38,10 +38,18 @@ class TileSink(Protocol):
 
 
 class DirectorySink:
-    """Writes tiles below a folder, creating sub-folders as needed."""
+    """Writes tiles below a folder, creating sub-folders as needed.
+
+    A tile is three system calls (open, write, close) on the calling thread, each without the GIL: no
+    Python file object, whose making costs a ``fstat``, an ``ioctl`` and a ``lseek`` besides. Nothing is
+    synced: like libvips' ``dzsave``, the files reach the disk when the kernel writes them back.
+    """
+
+    _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._prefix = os.path.join(os.fspath(root), "")  # a path is the prefix and the tile's own
         self._made: set[str] = set()
 
     def put(self, path: str, data: bytes, content_type: str) -> None:
@@ -49,8 +57,13 @@ class DirectorySink:
         if folder not in self._made:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
             self._made.add(folder)
-        with open(os.path.join(self.root, path), "wb") as file:
-            file.write(data)
+        descriptor = os.open(self._prefix + path, self._FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:  # one write but for a signal, or a disk that filled in between
+                view = view[os.write(descriptor, view) :]
+        finally:
+            os.close(descriptor)
 
     def open(self, path: str, content_type: str, head_size: int) -> ObjectStream:
         return _FileStream(self.root / path, head_size)

@@ -73,3 +73,60 @@ def test_without_memfd_an_unlinked_temporary_file_does_the_same(monkeypatch):
         assert encoder.encode(tile) == pillow_bytes(tile, "jpg", 80)
     finally:
         encoder.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [("RGB", {}), ("L", {}), ("RGB", {"subsampling": 2, "streamtype": 2}), ("RGB", {"subsampling": 2, "streamtype": 1})],
+)
+def test_jpeg_tiles_after_the_first_are_still_the_bytes_save_writes(mode, options):
+    """After the first tile of a mode, JPEG tiles go straight to Pillow's encoder: every size, every one."""
+    encoder = TileEncoder(FORMATS["jpg"], 75, **options)
+    tiles = [sample_image(1 + seed * 37 % 300, 1 + seed * 53 % 260, mode, seed=seed) for seed in range(40)]
+    try:
+        encoded = [encoder.encode(tile) for tile in tiles]
+        assert mode in encoder._jpeg_settings, "the settings of the first tile should be kept"
+    finally:
+        encoder.close()
+    expected = []
+    for tile in tiles:
+        buffer = io.BytesIO()
+        tile.save(buffer, **FORMATS["jpg"].save_options(75), **options)
+        expected.append(buffer.getvalue())
+    assert encoded == expected
+
+
+def test_a_tile_with_a_comment_of_its_own_keeps_it():
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    plain, commented = sample_image(64, 64, seed=4), sample_image(64, 64, seed=5)
+    commented.info["comment"] = b"from the source"
+    try:
+        encoder.encode(plain)
+        assert encoder.encode(commented) == pillow_bytes(commented, "jpg", 80)
+        assert encoder.encode(plain) == pillow_bytes(plain, "jpg", 80)
+    finally:
+        encoder.close()
+
+
+@pytest.mark.parametrize(("format_name", "mode"), [("jpg", "RGB"), ("jpg", "L"), ("png", "RGBA")])
+def test_a_box_of_an_image_is_encoded_as_its_crop(format_name, mode):
+    """A tile given as a box of the rows it is cut from: the bytes of the crop, the first tile and later ones."""
+    rows = sample_image(700, 300, mode, seed=9)
+    boxes = [(0, 0, 256, 256), (253, 0, 511, 258), (509, 41, 700, 300), (0, 299, 1, 300), (0, 0, 700, 300)]
+    encoder = TileEncoder(FORMATS[format_name], 80)
+    try:
+        encoded = [encoder.encode(rows, box) for box in boxes]
+    finally:
+        encoder.close()
+    assert encoded == [pillow_bytes(rows.crop(box), format_name, 80) for box in boxes]
+
+
+def test_a_box_outside_the_image_is_refused():
+    rows = sample_image(300, 200)
+    encoder = TileEncoder(FORMATS["jpg"], 80)
+    try:
+        encoder.encode(rows, (0, 0, 100, 100))
+        with pytest.raises(ValueError, match="not inside"):
+            encoder.encode(rows, (250, 0, 301, 100))
+    finally:
+        encoder.close()
