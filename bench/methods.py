@@ -7,9 +7,7 @@ OUTDIR/image.tif).
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
-import io
 import sys
 from pathlib import Path
 
@@ -39,19 +37,6 @@ def lambdazoom_tiff(source: Path, out: Path) -> None:
     status = cli.main([str(source), str(out), "--name", NAME, *TIFF_ARGUMENTS])
     if status != 0:
         raise SystemExit(status)
-
-
-def tiff_refusal() -> str | None:
-    """Why ``python -m deepzoom`` cannot write the TIFF yet (it does not take ``--output tiff``), or None."""
-    from deepzoom import cli
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()) as said:
-            cli.parse_args(["in.jpg", "out", *TIFF_ARGUMENTS])
-    except SystemExit:
-        last = said.getvalue().strip().splitlines()[-1:] or ["refused"]
-        return f"python -m deepzoom does not take {' '.join(TIFF_ARGUMENTS)} yet ({last[0]})"
-    return None
 
 
 def decode_only(source: Path, out: Path) -> None:

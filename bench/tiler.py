@@ -42,7 +42,6 @@ import deepzoom
 from . import corpus
 from .disk import filesystem, settle, spread_subfolders
 from .measure import Measurement, measure, verdict
-from .methods import tiff_refusal
 
 METHODS = (
     "lambdazoom",
@@ -264,9 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     Image.MAX_IMAGE_PIXELS = None  # only to read the size of our own mosaics
     chosen = [method for method in METHODS if method in args.methods]
-    if "lambdazoom TIFF" in chosen and (refusal := tiff_refusal()) is not None:
-        print(f"lambdazoom TIFF left out: {refusal}")
-        chosen.remove("lambdazoom TIFF")
     with contextlib.ExitStack() as stack:
         places = [place_of(folder, stack) for folder in args.scratch]
         print(f"tiles written under {', '.join(map(str, places))}; {args.rounds} interleaved rounds, medians")
