@@ -50,21 +50,6 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-@functools.cache
-def s3_client(
-    pool_size: int,
-    retry_mode: str,
-    max_attempts: int,
-    *,
-    connect_timeout: float = CONNECT_TIMEOUT,
-    read_timeout: float = READ_TIMEOUT,
-) -> Any:
-    """One shared, thread-safe S3 client per setting, kept across warm invocations."""
-    return new_s3_client(
-        pool_size, retry_mode, max_attempts, connect_timeout=connect_timeout, read_timeout=read_timeout
-    )
-
-
 def new_s3_client(
     pool_size: int,
     retry_mode: str,
@@ -84,6 +69,10 @@ def new_s3_client(
     )
     with _MAKING:
         return session().client("s3", config=config)
+
+
+# One shared, thread-safe S3 client per setting, kept across warm invocations.
+s3_client = functools.cache(new_s3_client)
 
 
 @functools.cache
