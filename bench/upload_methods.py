@@ -76,7 +76,10 @@ def handler(bucket: str, key: str, zoom: str, clock: PutClock, output: str = "dz
     assert result["done"] == 1, result
     clock.seconds += runtime_threads_cpu()  # obstore signs and sends on its runtime's threads, not the callers'
     line = next(line for line in lines if line.get("action") == "converted")
-    return {field: line[field] for field in ("requests", "gb_seconds", "cost_usd", "pixels")}
+    objects_besides = 1 + ("preview" in line)  # the status document, and a preview where one was made
+    return {field: line[field] for field in ("requests", "gb_seconds", "cost_usd", "pixels")} | {
+        "objects_besides": objects_besides
+    }
 
 
 class _JsonLines(logging.Handler):
