@@ -45,7 +45,7 @@ demo: $(VENV)/.installed node_modules/.package-lock.json ## convert a sample (or
 	$(BIN)/python -m lambdazoom demo $(IMAGES) --port $(or $(PORT),8000)
 
 test: $(VENV)/.installed $(LAMBDA_VENV)/.installed node_modules/.package-lock.json ## set up both virtualenvs, run every test
-	$(BIN)/python -m pytest -n 4 --dist loadfile
+	$(BIN)/python -m pytest -n 4 --dist worksteal
 
 # zappa package|deploy|update STAGE, packaging the stage's own build of requirements.txt (zappa_settings.json's
 # prebuild_script refuses any other virtualenv). `make package` writes lambdazoom-STAGE.zip.
