@@ -113,7 +113,6 @@ class PyramidalTiff:
         self._end = self.head_size
         self.stream = sink.open(path, CONTENT_TYPE, self.head_size)
         self._lock = threading.Lock()
-        self.tiles = 0  # tiles added (identical ones are stored once)
 
     def add(self, level: int, column: int, row: int, tile: Image.Image) -> int:
         """Encode the tile of ``level`` at (``column``, ``row``), cut from the level (edge tiles short), and
@@ -123,7 +122,6 @@ class PyramidalTiff:
         slot = row * self._directories[directory].columns + column
         digest = hashlib.blake2b(data, digest_size=16).digest() if len(data) <= DEDUPLICATED_SIZE else None
         with self._lock:
-            self.tiles += 1
             known = self._stored.get(digest) if digest is not None else None
             appended = 0
             if known is None:

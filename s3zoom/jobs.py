@@ -46,7 +46,7 @@ from .scratch import NoRoom, scratch_folder
 from .sink import S3Sink
 from .status import CONTENT_TYPE as STATUS_CONTENT_TYPE
 from .status import StatusDocument
-from .zoom import ZoomBucket, head, is_foreign, key_hash, marker, metadata_of, same_marker
+from .zoom import ZoomBucket, head, is_current, is_foreign, key_hash, marker
 
 log = logging.getLogger("lambdazoom")
 
@@ -127,19 +127,19 @@ def convert(
     source, present = _planned_source(settings, s3, bucket, key), zoom.siblings(keys)
     if source is None:
         return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
-    published_key = keys.published(settings.output)
-    if not force and published_key in present and zoom.is_published(keys, marker(key, source, settings)):
+    heads = _Heads(zoom, present)
+    if not force and is_current(heads.of(keys.published(settings.output)), marker(key, source, settings)):
         return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}  # a redelivery
     with zoom.lease(keys, key, deadline) as lease:
         if lease.waited:  # another conversion held it: what it did changes the plan
             source, present = _planned_source(settings, s3, bucket, key), zoom.siblings(keys)
             if source is None:
                 return {"action": Outcome.SKIPPED, **report, "reason": "the object no longer exists"}
-        descriptor = zoom.head(keys.descriptor) if keys.descriptor in present else None
-        tiff = zoom.head(keys.tiff) if keys.tiff in present else None
+            heads = _Heads(zoom, present)
+        descriptor, tiff = heads.of(keys.descriptor), heads.of(keys.tiff)
         _refuse_foreign_pyramid(zoom, keys, descriptor, tiff, listed := zoom.folder_files(keys, present))
         published = descriptor if "dzi" in settings.output else tiff
-        if not force and published is not None and same_marker(metadata_of(published), marker(key, source, settings)):
+        if not force and is_current(published, marker(key, source, settings)):
             return {"action": Outcome.SKIPPED, **report, "reason": "pyramid already up to date"}
         status = _status_document(settings, zoom, keys, bucket, key, source, lease, present)
         try:
@@ -148,6 +148,21 @@ def convert(
         except PermanentFailure as failure:
             status.failed(str(failure))  # the one-line reason of the log line, for the web app that waits
             raise
+
+
+class _Heads:
+    """The HEADs of a plan's siblings, each read once and only where the siblings' listing shows it."""
+
+    def __init__(self, zoom: ZoomBucket, present: dict[str, dict[str, Any]]) -> None:
+        self.zoom, self.present = zoom, present
+        self._read: dict[str, dict[str, Any] | None] = {}
+
+    def of(self, key: str) -> dict[str, Any] | None:
+        if key not in self.present:
+            return None
+        if key not in self._read:
+            self._read[key] = self.zoom.head(key)
+        return self._read[key]
 
 
 @dataclass(frozen=True)
@@ -182,7 +197,9 @@ def _convert_held(
         with scratch_folder(settings.tmp_dir, source["ContentLength"]) as folder:
             image, source = _fetch_and_decode(settings, zoom.s3, bucket, key, source, folder, timings)
             status.document["source"]["version"] = source["VersionId"]
-            preview = _publish_preview(settings, zoom, keys, image, folder, marker(key, source, settings), lease, present)
+            preview = _publish_preview(
+                settings, zoom, keys, image, folder, marker(key, source, settings), lease, present
+            )
             if descriptor is not None or listed:  # an earlier pyramid's files go next: only by the lease's holder
                 lease.confirm()  # (and each batch of deletions checks the lease again)
             if descriptor is not None:  # a different source or settings: no viewer may pair them with new tiles

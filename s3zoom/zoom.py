@@ -76,6 +76,11 @@ def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
+def is_current(found: dict[str, Any] | None, wanted: dict[str, str]) -> bool:
+    """Is ``found`` (a HEAD) LambdaZoom's, made from the source version and settings of ``wanted``?"""
+    return found is not None and not is_foreign(found) and same_marker(metadata_of(found), wanted)
+
+
 def is_foreign(found: dict[str, Any] | None) -> bool:
     """Is this (a HEAD) an object that LambdaZoom did not write (it carries none of our markers)?"""
     return found is not None and not ({SOURCE_KEY, OLD_SOURCE_KEY} & metadata_of(found).keys())
@@ -126,8 +131,7 @@ class ZoomBucket:
     def is_published(self, keys: PyramidKeys, wanted: dict[str, str]) -> bool:
         """Is the pyramid's ``.dzi`` (or, for OUTPUT=tiff, its ``.tif``) up, ours, and made from the source and
         settings of ``wanted``?"""
-        published = self.head(keys.published(self.settings.output))
-        return published is not None and not is_foreign(published) and same_marker(metadata_of(published), wanted)
+        return is_current(self.head(keys.published(self.settings.output)), wanted)
 
     def owner(self, keys: PyramidKeys) -> str | None:
         """The hash of the source key recorded on the pyramid's descriptor, else its TIFF, else a tile."""

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 from conftest import SOURCE_BUCKET, ZOOM_BUCKET, use_settings
-from helpers import assert_failed_and_nothing_else, keys_in, sample_image
+from helpers import assert_failed_and_nothing_else, sample_image
 from PIL import Image
 from test_bad_input import jpeg_bytes, png_header
 
